@@ -1,0 +1,141 @@
+"""Shared fixtures: a real DNS server on loopback, a fresh database per test (SQLite, and
+PostgreSQL when VERIFY_TEST_POSTGRES_URL is set), the app, API keys, a contract-checking client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.contract import ContractClient
+from tests.dns_server import LoopbackDNS
+from verify.app import build_services, create_app, default_policy
+from verify.intel.providers import disposable_seed
+from verify.settings import Settings
+from verify.store import queries
+from verify.store.bootstrap import bootstrap
+from verify.store.database import Database, normalise_url
+
+POSTGRES_URL = os.environ.get("VERIFY_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_collection_modifyitems(config, items):
+    if POSTGRES_URL:
+        return
+    skip = pytest.mark.skip(reason="VERIFY_TEST_POSTGRES_URL is not set")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+def prepare(database: Database, settings: Settings) -> None:
+    database.upgrade()
+    with database.transaction() as session:
+        bootstrap(session=session, default_policy=default_policy(settings), disposable=disposable_seed())
+
+
+@pytest.fixture(scope="session")
+def dns_server():
+    server = LoopbackDNS().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A migrated and seeded SQLite file, copied for each test (seeding takes a while)."""
+    path = tmp_path_factory.mktemp("template") / "verify.db"
+    database = Database(f"sqlite:///{path}")
+    prepare(database, Settings())
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    database.dispose()
+    return path
+
+
+def postgres_database_url(worker: str) -> str:
+    """A database of its own for each xdist worker, created on first use."""
+    base = sa.engine.make_url(normalise_url(POSTGRES_URL))
+    name = f"verify_test_{worker}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+        if not exists:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def reset_postgres(url: str) -> None:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+        connection.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path, sqlite_template, worker_id) -> str:
+    """A fresh, migrated, seeded database for this test, on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "verify.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    url = postgres_database_url(worker_id)
+    reset_postgres(url)
+    database = Database(url)
+    prepare(database, Settings())
+    database.dispose()
+    return url
+
+
+@pytest.fixture
+def settings(database_url, dns_server) -> Settings:
+    return Settings(database_url=database_url, dns_nameservers=(dns_server.nameserver,), dns_timeout=0.5)
+
+
+@pytest.fixture
+def app(settings):
+    app = create_app(settings)
+    app.test_client_class = ContractClient
+    yield app
+    app.extensions["verify"].database.dispose()
+
+
+@pytest.fixture
+def services(app):
+    return app.extensions["verify"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def keys(services) -> dict[str, str]:
+    """Secrets of an assess key, an admin key, and a key with both scopes."""
+    with services.database.transaction() as session:
+        return {
+            "assess": queries.create_api_key("backend", ["assess"], session=session),
+            "admin": queries.create_api_key("alice-admin", ["admin"], session=session),
+            "both": queries.create_api_key("ops", ["assess", "admin"], session=session),
+        }
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def assess_headers(keys) -> dict[str, str]:
+    return bearer(keys["assess"])
+
+
+@pytest.fixture
+def admin_headers(keys) -> dict[str, str]:
+    return bearer(keys["admin"])

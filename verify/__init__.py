@@ -1,0 +1,1 @@
+"""verify: a self-hosted signup-verification service."""

@@ -1,0 +1,15 @@
+"""The HTTP layer: one blueprint per resource."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from verify.api import assessments, errors, operations
+
+BLUEPRINTS = (operations.bp, assessments.bp)
+
+
+def init_app(app: Flask) -> None:
+    errors.init_app(app)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)

@@ -1,0 +1,48 @@
+"""Bearer API keys and scopes: every /v1 route names the scopes it accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import g, request
+
+from verify.api.context import db_session
+from verify.errors import Forbidden, Unauthenticated
+from verify.store import queries
+from verify.store.models import ApiKey
+
+SCOPES = ("assess", "admin")
+
+
+def current_key() -> ApiKey:
+    return g.api_key
+
+
+def authenticate() -> ApiKey:
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
+    key = queries.find_api_key(secret.strip(), session=db_session())
+    if key is None:
+        raise Unauthenticated("the API key is unknown or revoked")
+    return key
+
+
+def requires_scope(*accepted: str) -> Callable:
+    """Let the request through when its key holds any of the accepted scopes."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            key = authenticate()
+            if not set(accepted) & set(key.scopes):
+                raise Forbidden(f"this route needs the {' or '.join(accepted)} scope")
+            g.api_key = key
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate

@@ -1,0 +1,37 @@
+"""Unauthenticated operations routes: liveness, readiness, the contract."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+
+from verify.api.context import services
+from verify.settings import PROJECT_ROOT
+
+bp = Blueprint("operations", __name__)
+
+SPEC_PATH = PROJECT_ROOT / "openapi.yaml"
+
+
+@bp.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz():
+    checks: dict = {}
+    ready = True
+    try:
+        services().database.ping()
+        checks["database"] = {"status": "ok"}
+    except Exception as error:  # any failure to reach the database means not ready
+        current_app.logger.warning("readiness: database unreachable: %s", type(error).__name__)
+        checks["database"] = {"status": "unavailable", "error": type(error).__name__}
+        ready = False
+    body = {"status": "ok" if ready else "unavailable", "checks": checks}
+    return body, 200 if ready else 503
+
+
+@bp.get("/openapi.yaml")
+def openapi_spec():
+    return Response(SPEC_PATH.read_bytes(), mimetype="application/yaml")

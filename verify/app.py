@@ -1,0 +1,48 @@
+"""create_app: the table of contents of the service."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Flask
+
+from verify import api
+from verify.api import context
+from verify.assessing import Assessor
+from verify.engine.reasons import default_points
+from verify.intel.dns import MxChecker, NullMxChecker
+from verify.intel.providers import Providers
+from verify.settings import Settings
+from verify.store.database import Database
+from verify.store.snapshots import Snapshots
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def build_services(settings: Settings) -> context.Services:
+    """Everything a request needs, built once per process."""
+    mx_checker = (
+        MxChecker(timeout=settings.dns_timeout, nameservers=settings.dns_nameservers)
+        if settings.mx_check
+        else NullMxChecker()
+    )
+    assessor = Assessor(
+        providers=Providers.load(settings.data_dir),
+        mx_checker=mx_checker,
+        snapshots=Snapshots(base_points=default_points()),
+    )
+    return context.Services(settings=settings, database=Database(settings.database_url), assessor=assessor)
+
+
+def default_policy(settings: Settings) -> dict:
+    return json.loads((settings.data_dir / "default_policy.json").read_text(encoding="utf-8"))
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+    context.init_app(app, build_services(settings))
+    api.init_app(app)
+    return app

