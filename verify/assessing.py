@@ -106,6 +106,9 @@ class Assessor:
     def gather(self, signup: Signup) -> Gathered:
         """Everything that needs no database: syntax, DNS, GeoIP, phone."""
         keys = Keys(device_id=signup.device_id)
+        if signup.ip is not None:
+            keys.ip = signup.ip
+            keys.ip_network = identity.ip_network(signup.ip)
         signals: Signals = {
             "email": self.email_signals(signup.email, keys),
             "phone": {"provided": signup.phone is not None},
