@@ -4,6 +4,7 @@ PostgreSQL when VERIFY_TEST_POSTGRES_URL is set), the app, API keys, a contract-
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -60,7 +61,9 @@ def sqlite_template(tmp_path_factory) -> Path:
 def postgres_database_url(worker: str) -> str:
     """A database of its own for each xdist worker, created on first use."""
     base = sa.engine.make_url(normalise_url(POSTGRES_URL))
-    name = f"verify_test_{worker}"
+    # Checkouts that test side by side on one server must not share databases.
+    checkout = re.sub(r"[^a-z0-9]+", "_", Path(__file__).resolve().parents[1].name.lower())[:20]
+    name = f"verify_test_{checkout}_{worker}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
