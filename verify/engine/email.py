@@ -30,7 +30,8 @@ class EmailInvalid(ValueError):
 def parse_email(raw: str) -> ParsedEmail:
     """Check syntax only (no DNS) and normalise, internationalised addresses included."""
     try:
-        result = validate_email(raw, check_deliverability=False)
+        # strict: also enforce the 64-octet local-part limit of RFC 5321.
+        result = validate_email(raw, check_deliverability=False, strict=True)
     except EmailNotValidError as error:
         raise EmailInvalid(str(error)) from None
     return ParsedEmail(
