@@ -16,12 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from verify.engine import identity
-from verify.engine.network import address_scope, is_country
-from verify.engine.phone import describe_phone
 from verify.engine.decide import judge
 from verify.engine.email import EmailInvalid, is_role_account, looks_random, parse_email, typo_suggestion
 from verify.engine.lists import DISPOSABLE_LIST, ListIndex, ListMatch
 from verify.engine.models import Signals
+from verify.engine.network import address_scope, is_country
+from verify.engine.phone import describe_phone
 from verify.intel.geoip import GeoIP
 from verify.intel.providers import Providers
 from verify.store import queries
@@ -115,7 +115,8 @@ class Assessor:
             return "known_provider"
         return self.mx_checker.check(domain)
 
-    def ip_signals(self, address: str | None, declared_country: str | None, keys: Keys) -> dict[str, Any]:
+    def ip_signals(self, address: str | None, keys: Keys, *, declared_country: str | None) -> dict[str, Any]:
+        """Address space, location, owner and anonymity of the signup's IP."""
         if address is None:
             return {"provided": False}
         ip = ipaddress.ip_address(address)
@@ -132,7 +133,8 @@ class Assessor:
             "declared_country": declared_country,
         }
 
-    def phone_signals(self, raw: str | None, declared_country: str | None, ip_country: Any, keys: Keys) -> dict[str, Any]:
+    def phone_signals(self, raw: str | None, keys: Keys, *, declared_country: str | None, ip_country: Any) -> dict[str, Any]:
+        """What the number's ranges say; a national number is read in the declared, else the IP's, country."""
         phone = describe_phone(raw, declared_country=declared_country, ip_country=ip_country)
         # A number of the right length for its country code is worth counting even when it
         # lies outside the allocated ranges: farms reuse made-up numbers too.
@@ -147,10 +149,10 @@ class Assessor:
         if signup.ip is not None:
             keys.ip = signup.ip
             keys.ip_network = identity.ip_network(signup.ip)
-        ip = self.ip_signals(signup.ip, signup.country, keys)
+        ip = self.ip_signals(signup.ip, keys, declared_country=signup.country)
         signals: Signals = {
             "email": self.email_signals(signup.email, keys),
-            "phone": self.phone_signals(signup.phone, signup.country, ip.get("country"), keys),
+            "phone": self.phone_signals(signup.phone, keys, declared_country=signup.country, ip_country=ip.get("country")),
             "ip": ip,
             "history": {},
             "lists": [],
