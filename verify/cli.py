@@ -145,6 +145,32 @@ def assess(**fields: str | None) -> None:
         click.echo(json.dumps(assessment_json(row), indent=2, ensure_ascii=False))
 
 
+@main.group()
+def geoip() -> None:
+    """GeoIP databases (MaxMind DB format)."""
+
+
+@geoip.command("info")
+@with_appcontext
+def geoip_info() -> None:
+    """Each configured database: its type, build date and age; a warning when older than 30 days.
+
+    Exits with status 1 when a configured database is missing or corrupt.
+    """
+    statuses = app_services().assessor.geoip.statuses(now=datetime.now(timezone.utc))
+    if not statuses:
+        click.echo("no GeoIP database is configured (VERIFY_GEOIP_CITY_DB, VERIFY_GEOIP_ASN_DB, VERIFY_GEOIP_ANONYMOUS_DB)")
+        return
+    for status in statuses:
+        built = f"{status.build_date:%Y-%m-%d}" if status.build_date else "-"
+        age = f"{status.age_days:g} days" if status.age_days is not None else "-"
+        click.echo(f"{status.role}\t{status.path}\t{status.status}\t{status.database_type or '-'}\tbuilt {built}\tage {age}")
+        if status.status == "stale":
+            click.echo(f"warning: the {status.role} database is {status.age_days:g} days old; run geoipupdate", err=True)
+        if status.error:
+            click.echo(f"warning: the {status.role} database: {status.error}", err=True)
+    if any(status.status in ("missing", "corrupt") for status in statuses):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
