@@ -124,9 +124,10 @@ def email_signals(**overrides):
         ({"role_account": True}, {"email.role_account"}, "allow"),
         ({"random_local_part": True}, {"email.random_local_part"}, "allow"),
         ({"random_local_part": True, "role_account": True}, {"email.random_local_part", "email.role_account"}, "challenge"),
+        ({"random_local_part": True, "relay": True}, {"email.relay"}, "allow"),
     ],
     ids=["clean", "invalid", "disposable", "typo-on-disposable-list", "relay", "null-mx", "no-mail-host",
-         "dns-unknown", "mx-check-off", "role", "random", "role-and-random"],
+         "dns-unknown", "mx-check-off", "role", "random", "role-and-random", "relay-alias-is-random"],
 )
 def test_email_checks(overrides, codes, verdict):
     decision = judge(email_signals(**overrides), POLICY)

@@ -111,7 +111,7 @@ class Assessor:
     def mail_exchange(self, domain: str) -> str:
         # The big providers receive mail: asking DNS for them adds latency and, behind a
         # broken resolver, would turn every Gmail signup into an undeliverable one.
-        if domain in self.providers.free:
+        if domain in self.providers.free or self.providers.is_relay(domain):
             return "known_provider"
         return self.mx_checker.check(domain)
 
