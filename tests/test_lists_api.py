@@ -354,3 +354,17 @@ def test_change_through_one_instance_applies_on_another(settings, keys):
     finally:
         first.extensions["verify"].database.dispose()
         second.extensions["verify"].database.dispose()
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), [
+    ("post", "/v1/lists/blocked-devices/entries", {"json": {"values": ["dev\x00ice"]}}),
+    ("post", "/v1/lists/blocked-devices/entries", {"json": {"values": ["device"], "reason": "why\x00"}}),
+    ("put", "/v1/lists/blocked-devices/entries", {"data": "dev\x00ice\n", "content_type": "text/plain"}),
+    ("get", "/v1/lists/blocked-devices/entries", {"query_string": {"q": "a\x00"}}),
+    ("get", "/v1/lists/blocked-devices/entries", {"query_string": {"cursor": "eyJhZnRlciI6Ilx1MDAwMCJ9"}}),
+    ("delete", "/v1/lists/blocked-devices/entries", {"query_string": {"source": "a\x00"}}),
+    ("post", "/v1/lists", {"json": {"name": "x", "kind": "ip", "action": "deny", "description": "\x00"}}),
+])
+def test_nul_characters_are_refused_not_stored(client, admin_headers, method, path, kwargs):
+    """PostgreSQL text cannot hold NUL; it must be a 422, never a database error."""
+    assert getattr(client, method)(path, headers=admin_headers, **kwargs).status_code == 422

@@ -185,8 +185,8 @@ def read_list_file(path: Path) -> list[tuple[Located, str | None, datetime | Non
                 fail(f"line {number}: expires_at {cells[2]!r} {error}")
             if expires_at <= datetime.now(timezone.utc):
                 fail(f"line {number}: expires_at {cells[2]!r} is in the past")
-        if reason is not None and len(reason) > 500:
-            fail(f"line {number}: the reason is longer than 500 characters")
+        if reason is not None and (len(reason) > 500 or "\x00" in reason):
+            fail(f"line {number}: the reason must be at most 500 characters, without NUL")
         rows.append((Located(f"line {number}", cells[0]), reason, expires_at))
     return rows
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
 from flask import Blueprint, request
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 from sqlalchemy.exc import IntegrityError
 
 from verify.api.auth import current_key, requires_scope
@@ -28,6 +28,17 @@ Action = Literal["deny", "challenge", "allow"]
 Result = TypeVar("Result")
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def clean_text(limit: int) -> Any:
+    return Annotated[text(limit), AfterValidator(_no_nul)]
+
+
 class ListIn(BaseModel):
     """The body of POST /v1/lists."""
 
@@ -36,7 +47,7 @@ class ListIn(BaseModel):
     name: Annotated[StrictStr, Field(pattern=LIST_NAME.pattern)]
     kind: Kind
     action: Action
-    description: text(500) = ""
+    description: clean_text(500) = ""
 
 
 class EntriesIn(BaseModel):
@@ -45,7 +56,7 @@ class EntriesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     values: Annotated[list[text(320)], Field(min_length=1, max_length=MAX_VALUES)]
-    reason: text(500) | None = None
+    reason: clean_text(500) | None = None
     expires_at: datetime | None = None
 
     @field_validator("expires_at", mode="before")
@@ -65,19 +76,19 @@ class EntriesReplaceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     values: Annotated[list[text(320)], Field(max_length=MAX_VALUES)]
-    reason: text(500) | None = None
+    reason: clean_text(500) | None = None
 
 
 class EntriesQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
     cursor: text(200) | None = None
-    q: text(320) | None = None
-    source: text(200) | None = None
+    q: clean_text(320) | None = None
+    source: clean_text(200) | None = None
 
 
 class RemoveQuery(BaseModel):
-    value: text(320) | None = None
-    source: text(200) | None = None
+    value: clean_text(320) | None = None
+    source: clean_text(200) | None = None
 
 
 def list_json(row: ListDef, entry_count: int) -> dict[str, Any]:
@@ -140,7 +151,7 @@ def replacement_values() -> tuple[list[Located], str | None]:
         try:
             body = request.get_data().decode(request.mimetype_params.get("charset", "utf-8"))
         except (UnicodeDecodeError, LookupError):
-            raise MalformedRequest("the text is not valid UTF-8") from None
+            raise MalformedRequest("the text cannot be decoded in its charset (UTF-8 by default)") from None
         lines = text_lines(body)
         if len(lines) > MAX_VALUES:
             raise InvalidInput(f"at most {MAX_VALUES} values", errors=[{"field": "body", "message": f"at most {MAX_VALUES} values"}])

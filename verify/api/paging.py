@@ -24,6 +24,6 @@ def decode_cursor(cursor: str | None, *, key: str, kind: type) -> Any:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         document = None
     value = document.get(key) if isinstance(document, dict) else None
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, str) and "\x00" in value):
         raise InvalidInput("the cursor is not valid", errors=[{"field": "cursor", "message": "use the next_cursor of a previous page"}])
     return value

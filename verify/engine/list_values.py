@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -131,6 +132,8 @@ def device(raw: str) -> str:
     text = raw.strip()
     if not text:
         raise ValueInvalid("empty device id")
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        raise ValueInvalid("a device id must not contain control characters")
     if len(text) > MAX_DEVICE_LENGTH:
         raise ValueInvalid(f"a device id has at most {MAX_DEVICE_LENGTH} characters")
     return text
