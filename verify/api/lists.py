@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
-from sqlalchemy.exc import IntegrityError
 
 from verify.api.auth import current_key, requires_scope
 from verify.api.bodies import parse, read_json
 from verify.api.context import db_session, services
 from verify.api.paging import decode_cursor, encode_cursor
 from verify.api.schemas import parse_rfc3339, text, timestamp
+from verify.api.transactions import committed
 from verify.engine.list_values import LIST_NAME, Located, ValueInvalid, ValuesInvalid, normalise_all, normaliser, text_lines
-from verify.errors import Conflict, InvalidInput, MalformedRequest, UnsupportedMediaType
+from verify.errors import InvalidInput, MalformedRequest, UnsupportedMediaType
 from verify.store import queries
 from verify.store.models import ListDef, ListEntry
 
 bp = Blueprint("lists", __name__, url_prefix="/v1/lists")
 
 MAX_VALUES = 10_000
+CONCURRENT = "the list was changed concurrently; retry"
 Kind = Literal["email", "email_domain", "ip", "asn", "country", "phone_prefix", "device"]
 Action = Literal["deny", "challenge", "allow"]
-Result = TypeVar("Result")
-
-
 def _no_nul(value: str) -> str:
     # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
     if "\x00" in value:
@@ -130,21 +127,6 @@ def normalised(list_def: ListDef, located: list[Located]) -> list[str]:
         raise InvalidInput(f"{len(error.errors)} value(s) cannot go on a list of kind {list_def.kind}", errors=error.errors) from None
 
 
-def committed(work: Callable[[], Result]) -> Result:
-    """Run a change and commit it; a concurrent writer of the same values gets one retry."""
-    session = db_session()
-    for attempt in range(2):
-        try:
-            result = work()
-            session.commit()
-            return result
-        except IntegrityError:
-            session.rollback()
-            if attempt:
-                raise Conflict("the list was changed concurrently; retry") from None
-    raise AssertionError("unreachable")
-
-
 def replacement_values() -> tuple[list[Located], str | None]:
     """The values of a PUT body: JSON `{"values": [...]}` or text/plain, one value per line."""
     if request.mimetype == "text/plain":
@@ -175,7 +157,7 @@ def create():
     session = db_session()
     row = committed(lambda: queries.create_list(
         body.name, kind=body.kind, action=body.action, description=body.description, actor=actor(), session=session
-    ))
+    ), conflict=CONCURRENT)
     return list_json(row, 0), 201
 
 
@@ -200,7 +182,7 @@ def add_entries(name: str):
     values = normalised(list_def, [Located(f"values[{i}]", value) for i, value in enumerate(body.values)])
     added, existing = committed(lambda: queries.add_list_entries(
         list_def, values, source=key_source(), actor=actor(), reason=body.reason, expires_at=body.expires_at, session=session
-    ))
+    ), conflict=CONCURRENT)
     return {"added": added, "existing": existing}
 
 
@@ -213,7 +195,7 @@ def replace_entries(name: str):
     values = normalised(list_def, located)
     added, removed, total = committed(lambda: queries.replace_list_entries(
         list_def, values, source=key_source(), actor=actor(), reason=reason, session=session
-    ))
+    ), conflict=CONCURRENT)
     return {"added": added, "removed": removed, "total": total}
 
 
@@ -227,11 +209,11 @@ def remove_entries(name: str):
     session = db_session()
     list_def = queries.get_list(name, session=session)
     if query.source is not None:
-        committed(lambda: queries.delete_list_source(list_def, query.source, actor=actor(), session=session))
+        committed(lambda: queries.delete_list_source(list_def, query.source, actor=actor(), session=session), conflict=CONCURRENT)
         return "", 204
     try:
         value = normaliser(list_def.kind, rules=services().assessor.providers.rules)(query.value)
     except ValueInvalid as error:
         raise InvalidInput(f"not a value of kind {list_def.kind}", errors=[{"field": "value", "message": str(error)}]) from None
-    committed(lambda: queries.delete_list_value(list_def, value, actor=actor(), session=session))
+    committed(lambda: queries.delete_list_value(list_def, value, actor=actor(), session=session), conflict=CONCURRENT)
     return "", 204

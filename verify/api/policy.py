@@ -11,6 +11,7 @@ from verify.api.auth import current_key, requires_scope
 from verify.api.bodies import parse, read_json
 from verify.api.context import db_session
 from verify.api.schemas import timestamp
+from verify.api.transactions import committed
 from verify.engine.policy import Policy, PolicyInvalid, parse_policy
 from verify.engine.reasons import default_points
 from verify.engine.simulation import StoredJudgement, simulate
@@ -58,8 +59,10 @@ def read():
 def replace():
     policy = proposed(read_json())
     session = db_session()
-    row = queries.add_policy_version(stored_body(policy), actor=current_key().name, session=session)
-    session.commit()
+    row = committed(
+        lambda: queries.add_policy_version(stored_body(policy), actor=current_key().name, session=session),
+        conflict="another policy version was stored at the same moment; retry",
+    )
     return policy_json(row)
 
 
