@@ -1,9 +1,10 @@
-"""Unauthenticated operations routes: liveness, readiness, the contract."""
+"""Unauthenticated operations routes: liveness, readiness, metrics, the contract."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
+from verify import metrics
 from verify.api.context import services
 from verify.settings import PROJECT_ROOT
 
@@ -30,6 +31,12 @@ def readyz():
         ready = False
     body = {"status": "ok" if ready else "unavailable", "checks": checks}
     return body, 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics_exposition():
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)
 
 
 @bp.get("/openapi.yaml")
