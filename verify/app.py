@@ -6,8 +6,8 @@ import json
 
 from flask import Flask
 
-from verify import api
-from verify.api import context
+from verify import api, logs
+from verify.api import context, instrumentation, limits
 from verify.assessing import Assessor
 from verify.engine.reasons import default_points
 from verify.intel.dns import MxChecker, NullMxChecker
@@ -43,6 +43,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
+    logs.init_app(app)
+    instrumentation.init_app(app)
     context.init_app(app, build_services(settings))
+    limits.init_app(app, settings)
     api.init_app(app)
     return app
