@@ -1,4 +1,5 @@
-"""Per-key rate limits (VERIFY_RATE_LIMIT), shared by instances through VERIFY_RATE_LIMIT_STORAGE.
+"""Request limits: bounded bodies, and per-key rate limits (VERIFY_RATE_LIMIT) shared by
+instances through VERIFY_RATE_LIMIT_STORAGE.
 
 The limit is counted per API key, by the key's id (never its secret), across every route.
 A request without a valid key is not counted at all: it gets its 401 from the route, and
@@ -11,6 +12,7 @@ import math
 import time
 
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from flask_limiter import ApplicationLimit, Limiter, RequestLimit
 from limits import parse_many
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,6 +22,7 @@ from verify.api.errors import problem
 from verify.settings import Settings, SettingsError
 from verify.store import queries
 
+KEY_PREFIX = "verify"  # the namespace of the counters in a shared Redis
 _NO_KEY = object()
 
 
@@ -47,14 +50,28 @@ def _not_limited() -> bool:
 
 
 def _too_many(limit: RequestLimit) -> Response:
-    retry_after = max(1, math.ceil(limit.reset_at - time.time()))
+    retry_after = max(1, math.ceil(limit.window[0] - time.time()))
     response = problem(429, "too-many-requests", "Too many requests", f"this key may make {limit.limit}; retry later")
     response.headers["Retry-After"] = str(retry_after)
     return response
 
 
+def bound_streamed_body() -> None:
+    """413 for a chunked body (no Content-Length) larger than MAX_CONTENT_LENGTH.
+
+    Werkzeug stops reading such a stream at the maximum and hands over what it read: the
+    JSON would look merely truncated (400). Read it here, and look one byte further.
+    """
+    if request.content_length is not None or not request.environ.get("wsgi.input_terminated"):
+        return
+    limit = request.max_content_length
+    if limit is not None and len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+
+
 def init_app(app: Flask, settings: Settings) -> None:
-    """Install the limiter when VERIFY_RATE_LIMIT is set; without it nothing is counted."""
+    """Bound streamed bodies; install the rate limiter when VERIFY_RATE_LIMIT is set."""
+    app.before_request(bound_streamed_body)
     if not settings.rate_limit:
         return
     try:
@@ -72,7 +89,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         # A broken Redis must not take signups down with it: limit each instance in memory meanwhile.
         swallow_errors=True,
         in_memory_fallback=[settings.rate_limit],
-        key_prefix="verify",
+        key_prefix=KEY_PREFIX,
     )
     limiter.init_app(app)
     app.extensions["verify-limiter"] = limiter
