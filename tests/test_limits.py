@@ -135,3 +135,11 @@ def test_instances_sharing_redis_share_one_limit(settings, limited_keys, monkeyp
     assert signup(clients[0], limited_keys["second"]).status_code == 201
     for app in (one, two):
         app.extensions["verify"].database.dispose()
+
+
+def test_nul_characters_are_refused_not_a_crash(client, assess_headers, admin_headers):
+    # PostgreSQL text cannot hold U+0000: found by the property tests as a 500.
+    response = client.post("/v1/assessments", json={"email": "a\u0000@example-mail.com"}, headers=assess_headers)
+    assert response.status_code == 422 and response.get_json()["errors"][0]["field"] == "email"
+    assert client.post("/v1/erasure", json={"external_id": "x\u0000"}, headers=admin_headers).status_code == 422
+    assert client.get("/v1/assessments/abc%00def", headers=assess_headers).status_code == 404

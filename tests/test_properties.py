@@ -74,13 +74,18 @@ def test_phone_block_is_a_prefix(e164):
 
 
 JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | TEXT, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3), max_leaves=8)
-EMAIL_SIGNALS = st.fixed_dictionaries(
-    {"valid": st.booleans()},
-    optional={
-        "error": TEXT, "domain": TEXT, "local": TEXT, "typo_suggestion": st.none() | TEXT,
-        "disposable": st.booleans(), "relay": st.booleans(), "role_account": st.booleans(),
-        "random_local_part": st.booleans(), "mx": st.sampled_from(["ok", "known_provider", "null_mx", "no_mail_host", "unknown", "skipped"]),
-    },
+# The shapes Assessor.email_signals produces: an invalid address with its error, or a valid
+# one with its domain and local part and any mix of observations.
+EMAIL_SIGNALS = st.one_of(
+    st.fixed_dictionaries({"valid": st.just(False)}, optional={"error": TEXT}),
+    st.fixed_dictionaries(
+        {"valid": st.just(True), "domain": TEXT, "local": TEXT},
+        optional={
+            "typo_suggestion": st.none() | TEXT, "disposable": st.booleans(), "relay": st.booleans(),
+            "role_account": st.booleans(), "random_local_part": st.booleans(),
+            "mx": st.sampled_from(["ok", "known_provider", "null_mx", "no_mail_host", "unknown", "skipped"]),
+        },
+    ),
 )
 LIST_MATCH = st.fixed_dictionaries(
     {"list": TEXT, "action": st.sampled_from(["deny", "challenge", "allow"]), "kind": TEXT, "entry": TEXT, "matched": TEXT},

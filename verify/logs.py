@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
+from sqlalchemy import inspect as sa_inspect
 
 HANDLER_NAME = "verify-json"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -128,7 +129,9 @@ def _begin() -> None:
 def _finish(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = g.get("request_id") or request_id_from(None)
     started = g.get("log_started")
-    key = g.get("api_key")
+    # The key's name as loaded: after a failed statement the session is rolled back, and
+    # reading an expired attribute would query the database again from inside this hook.
+    key_name = sa_inspect(g.api_key).dict.get("name") if g.get("api_key") is not None else None
     log.info(
         "%s %s %s",
         request.method,
@@ -139,7 +142,7 @@ def _finish(response: Response) -> Response:
             "route": request.url_rule.rule if request.url_rule else None,
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-            "key": key.name if key is not None else None,
+            "key": key_name,
         },
     )
     return response

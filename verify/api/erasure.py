@@ -8,11 +8,12 @@ from typing import Annotated, Any
 
 import phonenumbers
 from flask import Blueprint
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from verify.api.auth import current_key, requires_scope
 from verify.api.bodies import parse, read_json
 from verify.api.context import db_session, services
+from verify.api.schemas import text
 from verify.engine.email import EmailInvalid, parse_email
 from verify.engine.identity import ProviderRule, canonical_email
 from verify.store import queries
@@ -25,9 +26,9 @@ class ErasureIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: Annotated[StrictStr, Field(min_length=1, max_length=512)] | None = None
-    phone: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
-    external_id: Annotated[StrictStr, Field(min_length=1, max_length=256)] | None = None
+    email: Annotated[text(512), Field(min_length=1)] | None = None
+    phone: Annotated[text(64), Field(min_length=1)] | None = None
+    external_id: Annotated[text(256), Field(min_length=1)] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from verify.api.context import db_session
 from verify.api.errors import problem
+from verify.errors import InvalidInput, NotFound
 from verify.settings import Settings, SettingsError
 from verify.store import queries
 
@@ -69,9 +70,18 @@ def bound_streamed_body() -> None:
         raise RequestEntityTooLarge()
 
 
+def refuse_nul() -> None:
+    """NUL in a path or a query: nothing stored can match it, and PostgreSQL refuses it in text."""
+    if "\x00" in request.path:
+        raise NotFound("no such resource")
+    if any("\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)):
+        raise InvalidInput("query parameters must not contain NUL characters", errors=[{"field": "query", "message": "contains NUL"}])
+
+
 def init_app(app: Flask, settings: Settings) -> None:
-    """Bound streamed bodies; install the rate limiter when VERIFY_RATE_LIMIT is set."""
+    """Bound streamed bodies, refuse NUL in URLs; install the rate limiter when VERIFY_RATE_LIMIT is set."""
     app.before_request(bound_streamed_body)
+    app.before_request(refuse_nul)
     if not settings.rate_limit:
         return
     try:
