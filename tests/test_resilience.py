@@ -30,7 +30,7 @@ from verify.store import queries
 from verify.store.database import Database
 
 ROOT = Path(__file__).resolve().parent.parent
-PROCESSES, THREADS, PER_THREAD = 3, 4, 180  # 2,160 signups, and a retry of every tenth
+PROCESSES, THREADS, PER_THREAD = 3, 4, 140  # 1,680 signups, and a retry of every tenth
 WORKERS = 3
 
 
