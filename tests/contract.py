@@ -8,6 +8,8 @@ from pathlib import Path
 from flask.testing import FlaskClient
 import json
 
+import yaml
+
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIResponse
 from openapi_core.templating.paths.exceptions import PathNotFound
@@ -18,7 +20,12 @@ SPEC = Path(__file__).resolve().parent.parent / "openapi.yaml"
 
 @cache
 def openapi() -> OpenAPI:
-    config = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+    config = Config(
+        extra_media_type_deserializers={
+            "application/problem+json": json.loads,
+            "application/yaml": yaml.safe_load,
+        }
+    )
     return OpenAPI.from_file_path(str(SPEC), config=config)
 
 

@@ -6,8 +6,8 @@ import json
 
 from flask import Flask
 
-from verify import api
-from verify.api import context
+from verify import api, logs
+from verify.api import context, instrumentation, limits
 from verify.assessing import Assessor
 from verify.engine.reasons import default_points
 from verify.intel.dns import MxChecker, NullMxChecker
@@ -44,7 +44,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # The contract lists every method a route takes; others get 405 with Allow, OPTIONS too.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.json.sort_keys = False
+    logs.init_app(app)
+    instrumentation.init_app(app)
     context.init_app(app, build_services(settings))
+    limits.init_app(app, settings)
     api.init_app(app)
     return app

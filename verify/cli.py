@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
@@ -43,7 +44,17 @@ def fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False, add_version_option=False)
+class VerifyGroup(FlaskGroup):
+    """Only verify's own commands: installed Flask plugins (Flask-Limiter's `limiter`) are not part of the CLI."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return click.Group.list_commands(self, ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return click.Group.get_command(self, ctx, name)
+
+
+@click.group(cls=VerifyGroup, create_app=create_app, add_default_commands=False, add_version_option=False)
 def main() -> None:
     """verify: self-hosted signup verification."""
 
@@ -286,6 +297,39 @@ def lists_update_disposable() -> None:
         list_def = queries.get_list(DISPOSABLE_LIST, session=session)
         added, removed = queries.refresh_package_entries(list_def, values, source=source, actor="cli", session=session)
     click.echo(f"{source}: added {added}, removed {removed}" + (f", skipped {skipped} invalid" if skipped else ""))
+
+AGE = re.compile(r"(\d{1,6})([dh])")
+PURGE_BATCH = 1000
+
+
+def parse_age(text: str) -> timedelta:
+    """`90d` or `36h`: an age in days or hours."""
+    match = AGE.fullmatch(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise click.BadParameter("give a positive age in days or hours, such as 90d or 36h")
+    amount = int(match.group(1))
+    return timedelta(days=amount) if match.group(2) == "d" else timedelta(hours=amount)
+
+
+@main.command()
+@click.option("--older-than", "older_than", required=True, help="Age such as 90d or 36h (d = days, h = hours).")
+@with_appcontext
+def purge(older_than: str) -> None:
+    """Delete assessments (and their feedback) that occurred longer ago than the age; print the count."""
+    cutoff = datetime.now(timezone.utc) - parse_age(older_than)
+    database = app_services().database
+    assessments = feedback = 0
+    while True:  # in batches, so that SQLite writers wait for one short transaction at a time
+        with database.transaction() as session:
+            ids = queries.assessment_ids_before(cutoff, limit=PURGE_BATCH, session=session)
+            deleted = queries.delete_assessments(ids, session=session)
+        assessments, feedback = assessments + deleted[0], feedback + deleted[1]
+        if len(ids) < PURGE_BATCH:
+            break
+    with database.transaction() as session:
+        detail = {"older_than": older_than, "cutoff": cutoff.isoformat(), "assessments": assessments, "feedback": feedback}
+        queries.record_audit("cli", "assessments.purge", target=older_than, detail=detail, session=session)
+    click.echo(f"purged {assessments} assessments ({feedback} feedback) that occurred before {cutoff:%Y-%m-%dT%H:%M:%SZ}")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from verify import metrics
 from verify.settings import Settings
 
 
@@ -25,8 +29,21 @@ class VerifyServer(BaseApplication):
         return create_app(self.settings)
 
 
+def _worker_exited(_server: Any, worker: Any) -> None:
+    # A killed or recycled worker's live gauges must not linger in the sums /metrics shows.
+    metrics.mark_process_dead(worker.pid)
+
+
+def metrics_directory() -> str:
+    """A fresh directory for the workers' metric files, named in the environment before they fork."""
+    directory = tempfile.mkdtemp(prefix="verify-metrics-")
+    os.environ[metrics.MULTIPROC_ENV] = directory
+    return directory
+
+
 def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int) -> None:
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    directory = metrics_directory()
     options = {
         "bind": bind,
         "workers": workers,
@@ -35,5 +52,9 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int) -> N
         "graceful_timeout": 10,
         "accesslog": None,
         "errorlog": "-",
+        "child_exit": _worker_exited,
     }
-    VerifyServer(settings, options).run()
+    try:
+        VerifyServer(settings, options).run()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

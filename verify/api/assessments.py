@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, request
 from sqlalchemy.exc import IntegrityError
 
+from verify import metrics
 from verify.api.auth import current_key, requires_scope
 from verify.api.bodies import parse, read_json
 from verify.api.context import db_session, services
@@ -67,6 +68,7 @@ def create():
         if key and (earlier := replay(api_key.id, key, digest)):  # a concurrent retry won the race
             return earlier
         raise
+    metrics.record_assessment(row.verdict, (reason["code"] for reason in row.reasons))
     return assessment_json(row), 201
 
 

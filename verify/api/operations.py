@@ -1,4 +1,4 @@
-"""Unauthenticated operations routes: liveness, readiness, the contract."""
+"""Unauthenticated operations routes: liveness, readiness, metrics, the contract."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, current_app
 
+from verify import metrics
 from verify.api.context import services
 from verify.settings import PROJECT_ROOT
 
@@ -35,6 +36,12 @@ def readyz():
     checks["geoip"] = [status.as_dict() for status in statuses]
     body = {"status": "ok" if ready else "unavailable", "checks": checks}
     return body, 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics_exposition():
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)
 
 
 @bp.get("/openapi.yaml")

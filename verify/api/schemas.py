@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from verify.store.models import Assessment
 
@@ -35,8 +35,15 @@ def normalise_ip(value: str) -> str:
         raise ValueError("must be an IPv4 or IPv6 address") from None
 
 
+def no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000; no email, phone or id contains one either.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (U+0000) characters")
+    return value
+
+
 def text(limit: int) -> Any:
-    return Annotated[StrictStr, Field(max_length=limit)]
+    return Annotated[StrictStr, Field(max_length=limit), AfterValidator(no_nul)]
 
 
 class SignupIn(BaseModel):

@@ -9,6 +9,8 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
+from verify import metrics
+
 # Outcomes, as shown in signals.email.mx:
 OK = "ok"  # MX hosts, or an A/AAAA record that serves as the implicit MX (RFC 5321 5.1)
 NULL_MX = "null_mx"  # "MX 0 ." says the domain accepts no mail (RFC 7505)
@@ -44,6 +46,11 @@ class MxChecker:
 
     def check(self, ascii_domain: str) -> str:
         """One of OK, NULL_MX, NO_MAIL_HOST or UNKNOWN; never raises."""
+        outcome = self._check(ascii_domain)
+        metrics.record_lookup("dns_mx", ok=outcome != UNKNOWN)
+        return outcome
+
+    def _check(self, ascii_domain: str) -> str:
         deadline = time.monotonic() + self.timeout
         try:
             mx = self._query(ascii_domain, "MX", deadline)

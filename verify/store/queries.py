@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from verify.engine.lists import DISPOSABLE_LIST, ListEntryValue
 from verify.errors import Conflict, NotFound
-from verify.store.models import ApiKey, Assessment, AuditEvent, ListDef, ListEntry, PolicyVersion, Stamp
+from verify.store.models import ApiKey, Assessment, AuditEvent, Feedback, ListDef, ListEntry, PolicyVersion, Stamp
 
 LISTS_STAMP = "lists"
 POLICY_STAMP = "policy"
@@ -447,3 +447,47 @@ def recent_judgements(last: int, *, session: Session) -> Iterator[sa.Row]:
         .execution_options(yield_per=1000)
     )
     yield from session.execute(query)
+
+# -- retention and erasure -------------------------------------------------------------
+
+def assessment_ids_before(cutoff: datetime, *, limit: int, session: Session) -> list[str]:
+    """Ids of up to `limit` assessments that occurred before `cutoff`, oldest first."""
+    return list(session.exec(
+        select(Assessment.id).where(Assessment.occurred_at < cutoff).order_by(col(Assessment.occurred_at)).limit(limit)
+    ))
+
+
+def assessment_ids_of_person(
+    *,
+    email_canonical: str | None = None,
+    email: str | None = None,
+    phone_e164: str | None = None,
+    phone: str | None = None,
+    external_id: str | None = None,
+    session: Session,
+) -> list[str]:
+    """Ids of the assessments that name this person by any of the given (normalised) values."""
+    matches = []
+    if email_canonical is not None:
+        matches.append(Assessment.email_canonical == email_canonical)
+    if email is not None:
+        matches.append(Assessment.email == email)
+    if phone_e164 is not None:
+        matches += [Assessment.phone_e164 == phone_e164, Assessment.phone == phone_e164]
+    if phone is not None:
+        matches.append(Assessment.phone == phone)
+    if external_id is not None:
+        matches.append(Assessment.external_id == external_id)
+    if not matches:
+        return []
+    return list(session.exec(select(Assessment.id).where(sa.or_(*matches))))
+
+
+def delete_assessments(ids: list[str], *, session: Session) -> tuple[int, int]:
+    """Delete these assessments and their feedback; return (assessments, feedback) deleted."""
+    assessments = feedback = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        feedback += session.execute(sa.delete(Feedback).where(col(Feedback.assessment_id).in_(chunk))).rowcount
+        assessments += session.execute(sa.delete(Assessment).where(col(Assessment.id).in_(chunk))).rowcount
+    return assessments, feedback

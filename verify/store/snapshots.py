@@ -7,11 +7,13 @@ list or the policy, on any worker or instance) is the policy or the index rebuil
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from verify import metrics
 from verify.engine.lists import ListIndex
 from verify.engine.policy import Policy, parse_policy
 from verify.errors import Unavailable
@@ -56,6 +58,8 @@ class Snapshots:
             cached = self._lists
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-            index = ListIndex(queries.load_list_entries(session=session))
+            entries = queries.load_list_entries(session=session)
+            index = ListIndex(entries)
+            metrics.set_list_sizes(Counter(entry.list_name for entry in entries))
             self._lists = (stamp, index)
             return index

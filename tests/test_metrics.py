@@ -1,0 +1,120 @@
+"""GET /metrics: per-route request counts and latency, verdicts, reasons, lookups, list sizes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from verify import metrics
+from verify.store import queries
+
+
+def samples(client) -> dict[tuple[str, frozenset], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    found = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def value(found, name: str, **labels: str) -> float:
+    return found.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_requests_are_counted_per_url_rule_and_status(client, assess_headers):
+    before = samples(client)
+    created = client.post("/v1/assessments", json={"email": "metrics.one@example-mail.com"}, headers=assess_headers).get_json()
+    client.get(f"/v1/assessments/{created['id']}", headers=assess_headers)
+    client.get("/v1/assessments/no-such-id", headers=assess_headers)
+    client.get("/no/such/path/alice@example.com")
+    after = samples(client)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    rule = "/v1/assessments/<assessment_id>"
+    assert delta("verify_http_requests_total", method="POST", route="/v1/assessments", status="201") == 1
+    assert delta("verify_http_requests_total", method="GET", route=rule, status="200") == 1
+    assert delta("verify_http_requests_total", method="GET", route=rule, status="404") == 1
+    assert delta("verify_http_requests_total", method="GET", route="unmatched", status="404") == 1
+    assert delta("verify_http_request_duration_seconds_count", method="GET", route=rule, status="404") == 1
+    # Raw paths never become labels: the id and the probed address stay out of the exposition.
+    text = client.get("/metrics").get_data(as_text=True)
+    assert created["id"] not in text and "alice@example.com" not in text
+
+
+def test_verdicts_and_reasons_are_counted(client, assess_headers):
+    before = samples(client)
+    client.post("/v1/assessments", json={"email": "someone@mailinator.com"}, headers=assess_headers)
+    client.post("/v1/assessments", json={"email": "not-an-address"}, headers=assess_headers)
+    client.post("/v1/assessments", json={"email": "plain.person@gmail.com"}, headers=assess_headers)
+    after = samples(client)
+    assert value(after, "verify_assessments_total", verdict="deny") - value(before, "verify_assessments_total", verdict="deny") == 2
+    assert value(after, "verify_assessments_total", verdict="allow") - value(before, "verify_assessments_total", verdict="allow") == 1
+    for code in ("email.disposable", "email.invalid"):
+        assert value(after, "verify_reasons_total", code=code) - value(before, "verify_reasons_total", code=code) == 1
+
+
+def test_dns_lookups_and_their_failures_are_counted(client, assess_headers):
+    before = samples(client)
+    client.post("/v1/assessments", json={"email": "x@acme-corp.io"}, headers=assess_headers)
+    client.post("/v1/assessments", json={"email": "x@servfail.com"}, headers=assess_headers)
+    after = samples(client)
+
+    def delta(outcome):
+        return value(after, "verify_lookups_total", kind="dns_mx", outcome=outcome) - value(
+            before, "verify_lookups_total", kind="dns_mx", outcome=outcome
+        )
+
+    assert (delta("ok"), delta("failure")) == (1, 1)
+
+
+def test_record_lookup_is_there_for_geoip_readers():
+    before = metrics.collectors().lookups.labels(kind="geoip_city", outcome="failure")._value.get()
+    metrics.record_lookup("geoip_city", ok=False)
+    assert metrics.collectors().lookups.labels(kind="geoip_city", outcome="failure")._value.get() == before + 1
+
+
+def test_list_sizes_are_published_when_the_index_is_rebuilt(client, assess_headers, services):
+    client.post("/v1/assessments", json={"email": "first@example-mail.com"}, headers=assess_headers)
+    found = samples(client)
+    assert value(found, "verify_list_entries", list="disposable-domains") > 1000  # the seeded package
+    with services.database.transaction() as session:
+        blocked = queries.get_list("blocked-emails", session=session)
+        queries.insert_entries(blocked, ["one@example-mail.com", "two@example-mail.com"], source="test", session=session)
+    client.post("/v1/assessments", json={"email": "second@example-mail.com"}, headers=assess_headers)
+    assert value(samples(client), "verify_list_entries", list="blocked-emails") == 2
+
+
+def test_workers_share_one_exposition_under_a_multiprocess_directory(tmp_path):
+    """What gunicorn workers do: each process writes its own file; render() sums them."""
+    script = textwrap.dedent(
+        """
+        from verify import metrics
+        metrics.record_assessment("deny", ["email.invalid"])
+        """
+    )
+    env = {**os.environ, metrics.MULTIPROC_ENV: str(tmp_path)}
+    for _ in range(3):
+        subprocess.run([sys.executable, "-c", script], env=env, check=True)
+    reader = textwrap.dedent(
+        """
+        from verify import metrics
+        print(metrics.render()[0].decode())
+        """
+    )
+    text = subprocess.run([sys.executable, "-c", reader], env=env, check=True, capture_output=True, text=True).stdout
+    totals = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert totals[("verify_assessments_total", (("verdict", "deny"),))] == 3
+    assert totals[("verify_reasons_total", (("code", "email.invalid"),))] == 3

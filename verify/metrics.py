@@ -1,0 +1,131 @@
+"""Prometheus metrics: what the service counts, and how it is exposed.
+
+Recording needs no Flask: the DNS and GeoIP readers, the list index and the HTTP layer all
+call the small `record_*` functions below. The collectors are made on first use, not at
+import, because prometheus-client picks its storage (in memory, or one file per process
+under PROMETHEUS_MULTIPROC_DIR) when a value is made; `verify serve` sets that directory
+before gunicorn forks, and a worker's first recording must already see it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess, values
+from prometheus_client.process_collector import ProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Seconds: an assessment takes milliseconds; the top buckets show DNS and database stalls.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+LOOKUP_KINDS = ("dns_mx", "geoip_city", "geoip_asn", "geoip_anonymous")
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+@dataclass(frozen=True)
+class Collectors:
+    registry: CollectorRegistry
+    requests: Counter
+    latency: Histogram
+    verdicts: Counter
+    reasons: Counter
+    lookups: Counter
+    list_entries: Gauge
+
+
+_lists_lock = threading.Lock()
+_known_lists: set[str] = set()
+
+
+@cache
+def collectors() -> Collectors:
+    """The process's collectors, made on first use (after gunicorn forked, under `verify serve`)."""
+    if multiprocess_dir() and values.ValueClass is values.MutexValue:
+        # prometheus-client chose in-memory values when it was imported, before `verify serve`
+        # named the directory; choose again so that this worker writes its own files.
+        values.ValueClass = values.get_value_class()
+    registry = CollectorRegistry(auto_describe=True)
+    if not multiprocess_dir():
+        ProcessCollector(registry=registry)
+    return Collectors(
+        registry=registry,
+        requests=Counter(
+            "verify_http_requests_total", "HTTP requests answered, by route (URL rule) and status.",
+            ["method", "route", "status"], registry=registry,
+        ),
+        latency=Histogram(
+            "verify_http_request_duration_seconds", "Time to answer an HTTP request, by route and status.",
+            ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=registry,
+        ),
+        verdicts=Counter("verify_assessments_total", "Stored assessments, by verdict.", ["verdict"], registry=registry),
+        reasons=Counter("verify_reasons_total", "Reasons fired in stored assessments, by code.", ["code"], registry=registry),
+        lookups=Counter(
+            "verify_lookups_total", "Outside-knowledge lookups (DNS MX, GeoIP), by kind and outcome (ok or failure).",
+            ["kind", "outcome"], registry=registry,
+        ),
+        list_entries=Gauge(
+            "verify_list_entries", "Entries per list in the index, set when the index is rebuilt.",
+            ["list"], registry=registry, multiprocess_mode="livemostrecent",
+        ),
+    )
+
+
+def record_request(*, method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered HTTP request; `route` is the URL rule, never the raw path."""
+    metrics = collectors()
+    labels = {"method": method, "route": route, "status": str(status)}
+    metrics.requests.labels(**labels).inc()
+    metrics.latency.labels(**labels).observe(seconds)
+
+
+def record_assessment(verdict: str, reason_codes: Iterable[str]) -> None:
+    """Count one stored assessment and each reason that fired in it."""
+    metrics = collectors()
+    metrics.verdicts.labels(verdict=verdict).inc()
+    for code in reason_codes:
+        metrics.reasons.labels(code=code).inc()
+
+
+def record_lookup(kind: str, *, ok: bool) -> None:
+    """Count one lookup of outside knowledge, e.g. `record_lookup("geoip_city", ok=True)`.
+
+    A lookup that found nothing is still ok; a failure is a timeout, a server error or an
+    unreadable database: what makes a signal read "unknown".
+    """
+    collectors().lookups.labels(kind=kind, outcome="ok" if ok else "failure").inc()
+
+
+def set_list_sizes(sizes: Mapping[str, int]) -> None:
+    """Publish the entry count of every list; lists seen before and now absent read 0."""
+    gauge = collectors().list_entries
+    with _lists_lock:
+        for name in _known_lists - set(sizes):
+            gauge.labels(list=name).set(0)
+        for name, size in sizes.items():
+            gauge.labels(list=name).set(size)
+        _known_lists.update(sizes)
+
+
+def render() -> tuple[bytes, str]:
+    """The Prometheus text exposition of this process, or of every worker under gunicorn."""
+    directory = multiprocess_dir()
+    if directory:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(collectors().registry), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges (gunicorn's child_exit hook calls this)."""
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(pid)
