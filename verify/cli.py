@@ -189,6 +189,7 @@ def geoip_info() -> None:
     if any(status.status in ("missing", "corrupt") for status in statuses):
         sys.exit(1)
 
+
 # -- lists -------------------------------------------------------------------------------
 
 LIST_ERRORS_SHOWN = 20
