@@ -6,6 +6,9 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
 
 from verify.engine.email import looks_random
 
@@ -17,28 +20,56 @@ class ProviderRule:
     provider: str
     canonical_domain: str
     tag_separators: str = "+"
-    ignore_dots: bool = False
+    ignore_chars: str = ""
     dashes_are_dots: bool = False
     case_fold: bool = True
 
 
+# Most mail servers (Postfix, Exchange, Google Workspace, Microsoft 365) deliver user+tag to
+# user by default, and none in common use treats the local part case-sensitively although
+# RFC 5321 allows it; a farm on its own catch-all domain gains nothing from either.
 GENERIC_RULE = ProviderRule(provider="generic", canonical_domain="", tag_separators="+")
 
 
-def canonical_email(local: str, ascii_domain: str, rules: Mapping[str, ProviderRule]) -> str:
+def provider_rules(document: Mapping[str, Any]) -> tuple[dict[str, ProviderRule], ProviderRule]:
+    """Read the aliasing rules (data/email_providers.json): domain -> rule, and the rule for every other domain."""
+    rules: dict[str, ProviderRule] = {}
+    for provider in document["providers"]:
+        for domain in provider["domains"]:
+            rules[domain] = ProviderRule(
+                provider=provider["provider"],
+                canonical_domain=provider.get("canonical_domain", domain),
+                tag_separators=provider.get("tag", "+"),
+                ignore_chars=provider.get("ignore", ""),
+                dashes_are_dots=provider.get("dashes_are_dots", False),
+                case_fold=provider.get("case_fold", True),
+            )
+    generic = document.get("generic", {})
+    fallback = ProviderRule(
+        provider="generic",
+        canonical_domain="",
+        tag_separators=generic.get("tag", GENERIC_RULE.tag_separators),
+        case_fold=generic.get("case_fold", GENERIC_RULE.case_fold),
+    )
+    return rules, fallback
+
+
+def canonical_email(
+    local: str, ascii_domain: str, rules: Mapping[str, ProviderRule], *, fallback: ProviderRule = GENERIC_RULE
+) -> str:
     """The mailbox behind an address: tags cut, dots dropped and domains merged where the provider does."""
-    rule = rules.get(ascii_domain, GENERIC_RULE)
+    rule = rules.get(ascii_domain, fallback)
     domain = rule.canonical_domain or ascii_domain
     mailbox = local.lower() if rule.case_fold else local
     for separator in rule.tag_separators:
         head, _, _ = mailbox.partition(separator)
-        if head:
+        if head:  # "+tag@" alone is a mailbox name, not a tag
             mailbox = head
     if rule.dashes_are_dots:
         mailbox = mailbox.replace("-", ".")
-    if rule.ignore_dots:
-        mailbox = mailbox.replace(".", "")
-    return f"{mailbox}@{domain}"
+    for char in rule.ignore_chars:
+        mailbox = mailbox.replace(char, "")
+    return f"{mailbox or local}@{domain}"
 
 
 TOKEN = re.compile(r"[^\W\d_]+|\d+|[._\-+]")
@@ -60,13 +91,32 @@ def local_template(canonical_local: str) -> str:
     return "".join(parts)[:128]
 
 
+def is_generated_template(template: str) -> bool:
+    """A template with digit or random runs; plain words (`a.a`, first.last) are how people are named."""
+    return "9" in template or "x" in template
+
+
 def phone_block(e164: str) -> str:
     """The number block: E.164 less its last three digits (`+1415555` for `+14155550123`)."""
     return e164[:-3]
 
 
+def phone_keys(phone: str, *, region: str | None = None) -> tuple[str | None, str | None]:
+    """E.164 and number block of a phone as typed (national form needs `region`), or (None, None)."""
+    try:
+        number = phonenumbers.parse(phone, region.upper() if region else None)
+    except phonenumbers.NumberParseException:
+        return None, None
+    if not phonenumbers.is_possible_number(number):
+        return None, None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164, phone_block(e164)
+
+
 def ip_network(address: str) -> str:
-    """The network an address is counted with: /24 for IPv4, /64 for IPv6."""
+    """The network an address is counted with: /24 for IPv4, /64 for IPv6 (one subscriber's LAN)."""
     ip = ipaddress.ip_address(address)
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
     prefix = 24 if ip.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))

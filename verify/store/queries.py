@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from verify.engine.lists import DISPOSABLE_LIST, ListEntryValue
 from verify.errors import Conflict, NotFound
-from verify.store.models import ApiKey, Assessment, AuditEvent, ListDef, ListEntry, PolicyVersion, Stamp
+from verify.store.models import ApiKey, Assessment, AuditEvent, Feedback, ListDef, ListEntry, PolicyVersion, Stamp
 
 LISTS_STAMP = "lists"
 POLICY_STAMP = "policy"
@@ -202,3 +204,249 @@ def find_by_idempotency_key(api_key_id: int, key: str, *, session: Session) -> A
     return session.exec(
         select(Assessment).where(Assessment.api_key_id == api_key_id, Assessment.idempotency_key == key)
     ).first()
+
+
+# -- history: capped counts of earlier signups per key and window -------------------------
+
+ASSESSMENT = Assessment.__table__.c
+
+
+def _earlier(conditions: list, *, start: datetime, end: datetime, cap: int):
+    """How many rows match, counted over a LIMIT-capped subquery: a hot key costs at most `cap` index entries."""
+    capped = (
+        sa.select(sa.literal(1))
+        .select_from(Assessment.__table__)
+        .where(*conditions, ASSESSMENT.occurred_at >= start, ASSESSMENT.occurred_at < end)
+        .limit(cap)
+        .subquery()
+    )
+    return sa.select(sa.func.count()).select_from(capped).scalar_subquery()
+
+
+def _other_mailbox(canonical: str | None):
+    return sa.func.coalesce(ASSESSMENT.email_canonical, "") != (canonical or "")
+
+
+def history_conditions(keys: Mapping[str, Any], *, email: str) -> dict[str, list]:
+    """Key name -> the conditions that find earlier signups sharing it (only keys this signup has)."""
+    canonical = keys.get("email_canonical")
+    found: dict[str, list] = {}
+    if canonical:
+        found["email_canonical"] = [ASSESSMENT.email_canonical == canonical]
+        # Case is how people type, not how farms alias: only another spelling counts as a variant.
+        found["email_variants"] = [
+            ASSESSMENT.email_canonical == canonical,
+            sa.func.lower(ASSESSMENT.email) != sa.func.lower(sa.literal(email)),
+        ]
+    if keys.get("email_domain"):
+        found["email_domain"] = [ASSESSMENT.email_domain == keys["email_domain"]]
+        if keys.get("local_template"):
+            found["local_template"] = [
+                ASSESSMENT.local_template == keys["local_template"],
+                ASSESSMENT.email_domain == keys["email_domain"],
+            ]
+    if keys.get("phone_e164"):
+        found["phone"] = [ASSESSMENT.phone_e164 == keys["phone_e164"], _other_mailbox(canonical)]
+    if keys.get("phone_block"):
+        found["phone_block"] = [
+            ASSESSMENT.phone_block == keys["phone_block"],
+            sa.func.coalesce(ASSESSMENT.phone_e164, "") != (keys.get("phone_e164") or ""),
+        ]
+    for name in ("ip", "ip_network", "asn"):
+        if keys.get(name) is not None:
+            found[name] = [ASSESSMENT[name] == keys[name]]
+    if keys.get("device_id"):
+        found["device"] = [ASSESSMENT.device_id == keys["device_id"], _other_mailbox(canonical)]
+    return found
+
+
+def history_counts(
+    keys: Mapping[str, Any],
+    *,
+    email: str,
+    windows: Mapping[str, int],
+    end: datetime,
+    cap: int,
+    session: Session,
+) -> dict[str, dict[str, int]]:
+    """Earlier signups (occurred_at before `end`) per key and window, each at most `cap`, in one round trip."""
+    columns = []
+    for name, conditions in history_conditions(keys, email=email).items():
+        spans = {"long": windows["long"]} if name == "email_variants" else windows
+        for window, seconds in spans.items():
+            start = end - timedelta(seconds=seconds)
+            columns.append(_earlier(conditions, start=start, end=end, cap=cap).label(f"{name}__{window}"))
+    if not columns:
+        return {}
+    row = session.execute(sa.select(*columns)).one()
+    counts: dict[str, dict[str, int]] = {}
+    for label, value in row._mapping.items():
+        name, window = label.rsplit("__", 1)
+        counts.setdefault(name, {})[window] = int(value)
+    return counts
+
+
+def first_seen(column: str, value: Any, *, before: datetime, session: Session) -> datetime | None:
+    """When a key first appeared in the history before `before` (one index seek)."""
+    return session.execute(
+        sa.select(ASSESSMENT.occurred_at)
+        .where(ASSESSMENT[column] == value, ASSESSMENT.occurred_at < before)
+        .order_by(ASSESSMENT.occurred_at)
+        .limit(1)
+    ).scalar()
+
+
+def reputation_evidence(
+    column: str, value: Any, *, before: datetime, sample: int, session: Session
+) -> list[tuple[datetime, str, str | None]]:
+    """(occurred_at, verdict, latest feedback label) of the most recent `sample` earlier signups sharing a key.
+
+    Feedback counts only if it was given by `before`: a replay then sees what live traffic saw.
+    """
+    recent = (
+        sa.select(ASSESSMENT.id, ASSESSMENT.occurred_at, ASSESSMENT.verdict)
+        .where(ASSESSMENT[column] == value, ASSESSMENT.occurred_at < before)
+        .order_by(ASSESSMENT.occurred_at.desc())
+        .limit(sample)
+        .subquery()
+    )
+    feedback = Feedback.__table__.c
+    rows = session.execute(
+        sa.select(recent.c.id, recent.c.occurred_at, recent.c.verdict, feedback.label, feedback.created_at, feedback.id)
+        .select_from(recent)
+        .outerjoin(Feedback.__table__, sa.and_(feedback.assessment_id == recent.c.id, feedback.created_at <= before))
+    )
+    evidence: dict[str, tuple[datetime, str, str | None, tuple]] = {}
+    for assessment_id, occurred_at, verdict, label, given_at, feedback_id in rows:
+        order = (given_at, feedback_id) if label else (None, None)
+        held = evidence.get(assessment_id)
+        if held is None or (label and (held[3][0] is None or order > held[3])):
+            evidence[assessment_id] = (occurred_at, verdict, label, order)
+    return [(occurred_at, verdict, label) for occurred_at, verdict, label, _ in evidence.values()]
+
+
+# -- feedback ----------------------------------------------------------------------------
+
+def add_feedback(
+    assessment: Assessment, *, label: str, source: str, note: str | None, actor: str, session: Session
+) -> Feedback:
+    row = Feedback(assessment_id=assessment.id, label=label, source=source, note=note, actor=actor, created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def feedback_for(assessment_ids: Iterable[str], *, session: Session) -> dict[str, list[Feedback]]:
+    """Feedback per assessment, oldest first, for a page of assessments."""
+    ids = list(dict.fromkeys(assessment_ids))
+    found: dict[str, list[Feedback]] = {assessment_id: [] for assessment_id in ids}
+    for chunk_start in range(0, len(ids), 500):
+        chunk = ids[chunk_start:chunk_start + 500]
+        for row in session.exec(
+            select(Feedback).where(col(Feedback.assessment_id).in_(chunk)).order_by(Feedback.created_at, Feedback.id)
+        ):
+            found[row.assessment_id].append(row)
+    return found
+
+
+# -- search and clusters -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AssessmentFilter:
+    """Already-normalised search filters; None means any."""
+
+    verdict: str | None = None
+    email_canonical: str | None = None
+    email_domain: str | None = None
+    ips: tuple[str, ...] | None = None
+    ip_networks: tuple[str, ...] | None = None
+    phone_e164: str | None = None
+    device_id: str | None = None
+    reason: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_assessments(
+    filters: AssessmentFilter, *, limit: int, after: tuple[datetime, int] | None, session: Session
+) -> tuple[list[Assessment], tuple[datetime, int] | None]:
+    """A page of assessments, newest first, and the position to continue after (None at the end)."""
+    query = select(Assessment)
+    equal = {
+        "verdict": filters.verdict,
+        "email_canonical": filters.email_canonical,
+        "email_domain": filters.email_domain,
+        "phone_e164": filters.phone_e164,
+        "device_id": filters.device_id,
+    }
+    for name, value in equal.items():
+        if value is not None:
+            query = query.where(ASSESSMENT[name] == value)
+    if filters.ips is not None:
+        query = query.where(col(Assessment.ip).in_(filters.ips))
+    if filters.ip_networks is not None:
+        query = query.where(col(Assessment.ip_network).in_(filters.ip_networks))
+    if filters.reason is not None:
+        # Reasons are stored as a JSON list; a quoted code cannot occur inside a JSON-escaped detail.
+        query = query.where(sa.cast(ASSESSMENT.reasons, sa.Text).like(f'%"{_like_literal(filters.reason)}"%', escape="\\"))
+    if filters.since is not None:
+        query = query.where(Assessment.occurred_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Assessment.occurred_at < filters.until)
+    if after is not None:
+        at, seq = after
+        query = query.where(sa.or_(Assessment.occurred_at < at, sa.and_(Assessment.occurred_at == at, col(Assessment.seq) < seq)))
+    query = query.order_by(col(Assessment.occurred_at).desc(), col(Assessment.seq).desc()).limit(limit + 1)
+    rows = list(session.exec(query))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], (last.occurred_at, last.seq)
+
+
+# shared -> column of the Related schema's groups, in the order they are shown.
+RELATED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("email_canonical", "email_canonical"),
+    ("phone", "phone_e164"),
+    ("device_id", "device_id"),
+    ("ip", "ip"),
+    ("ip_network", "ip_network"),
+    ("email_domain", "email_domain"),
+)
+
+
+@dataclass(frozen=True)
+class RelatedGroup:
+    shared: str
+    value: str
+    count: int
+    items: list[Any]
+
+
+def related_assessments(
+    row: Assessment, *, limit: int, count_cap: int, skip: Iterable[str] = (), session: Session
+) -> list[RelatedGroup]:
+    """The other assessments sharing each of the row's keys: a capped count and the newest `limit`."""
+    groups = []
+    skipped = set(skip)
+    for shared, column in RELATED_COLUMNS:
+        value = getattr(row, column)
+        if value is None or shared in skipped:
+            continue
+        same = [ASSESSMENT[column] == value, ASSESSMENT.id != row.id]
+        capped = sa.select(sa.literal(1)).select_from(Assessment.__table__).where(*same).limit(count_cap).subquery()
+        total = session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
+        if total == 0:
+            continue
+        items = session.execute(
+            sa.select(ASSESSMENT.id, ASSESSMENT.email, ASSESSMENT.verdict, ASSESSMENT.occurred_at)
+            .where(*same)
+            .order_by(ASSESSMENT.occurred_at.desc(), ASSESSMENT.seq.desc())
+            .limit(limit)
+        ).all()
+        groups.append(RelatedGroup(shared=shared, value=str(value), count=total, items=list(items)))
+    return groups
