@@ -120,3 +120,24 @@ def ip_network(address: str) -> str:
         ip = ip.ipv4_mapped
     prefix = 24 if ip.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def ip_filter(text: str) -> tuple[str, tuple[str, ...]]:
+    """An address or CIDR as the stored keys it covers: ("ip", addresses) or ("ip_network", networks).
+
+    Raises ValueError for text that is neither, or for a range wider than 256 of the
+    networks signups are grouped by (/16 for IPv4, /56 for IPv6) or, inside one such
+    network, more than 256 addresses: the filter must stay an index lookup.
+    """
+    text = text.strip()
+    if "/" not in text:
+        return "ip", (str(ipaddress.ip_address(text)),)
+    network = ipaddress.ip_network(text, strict=False)
+    group = 24 if network.version == 4 else 64
+    if network.prefixlen <= group:
+        if group - network.prefixlen > 8:
+            raise ValueError(f"{text} is too wide: use a prefix of /{group - 8} or longer")
+        return "ip_network", tuple(str(subnet) for subnet in network.subnets(new_prefix=group))
+    if network.max_prefixlen - network.prefixlen > 8:
+        raise ValueError(f"{text} is too wide inside one /{group}: use /{network.max_prefixlen - 8} or longer, or /{group}")
+    return "ip", tuple(str(address) for address in network)
