@@ -72,22 +72,31 @@ def canonical_email(
     return f"{mailbox or local}@{domain}"
 
 
-TOKEN = re.compile(r"[^\W\d_]+|\d+|[._\-+]")
+SEPARATOR = re.compile(r"([._\-+])")
+RUN = re.compile(r"[^\W\d_]+|\d+|[^\w]+|_")
 
 
 def local_template(canonical_local: str) -> str:
     """The shape of a mailbox name: words become `a`, random runs `x`, digit runs `9` per digit.
 
-    `james.wilson8812` and `mary.brown1907` share `a.a9999`: generators fill one template.
+    `james.wilson8812` and `mary.brown1907` share `a.a9999`; `k7f9q2mx` and `p3z8w1ab` share `x`:
+    generators fill one template. A chunk between separators that looks random as a whole is
+    one `x`, so that random strings of one length fold whatever their letters and digits.
     """
     parts = []
-    for token in TOKEN.findall(canonical_local):
-        if token.isdigit():
-            parts.append("9" * min(len(token), 12))
-        elif token in "._-+":
-            parts.append(token)
+    for chunk in SEPARATOR.split(canonical_local):
+        if not chunk:
+            continue
+        if SEPARATOR.fullmatch(chunk):
+            parts.append(chunk)
+        elif looks_random(chunk):
+            parts.append("x")
         else:
-            parts.append("x" if looks_random(token) else "a")
+            for run in RUN.findall(chunk):
+                if run.isdigit():
+                    parts.append("9" * min(len(run), 12))
+                else:
+                    parts.append("x" if looks_random(run) else "a")
     return "".join(parts)[:128]
 
 

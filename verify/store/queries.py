@@ -211,20 +211,29 @@ def find_by_idempotency_key(api_key_id: int, key: str, *, session: Session) -> A
 ASSESSMENT = Assessment.__table__.c
 
 
-def _earlier(conditions: list, *, start: datetime, end: datetime, cap: int):
-    """How many rows match, counted over a LIMIT-capped subquery: a hot key costs at most `cap` index entries."""
+def _earlier(conditions: list, *, start: datetime, end: datetime, cap: int, distinct: str | None = None):
+    """How many rows (or distinct values of a column) match, over a LIMIT-capped subquery.
+
+    A hot key costs at most `cap` index entries however large the table grows.
+    """
+    picked = ASSESSMENT[distinct].label("value") if distinct else sa.literal(1).label("value")
     capped = (
-        sa.select(sa.literal(1))
+        sa.select(picked)
         .select_from(Assessment.__table__)
         .where(*conditions, ASSESSMENT.occurred_at >= start, ASSESSMENT.occurred_at < end)
         .limit(cap)
         .subquery()
     )
-    return sa.select(sa.func.count()).select_from(capped).scalar_subquery()
+    counted = sa.func.count(sa.distinct(capped.c.value)) if distinct else sa.func.count()
+    return sa.select(counted).select_from(capped).scalar_subquery()
 
 
 def _other_mailbox(canonical: str | None):
     return sa.func.coalesce(ASSESSMENT.email_canonical, "") != (canonical or "")
+
+
+# A phone or device is counted by the other mailboxes it signed up, a block by its other numbers.
+DISTINCT_COUNTS = {"phone": "email_canonical", "device": "email_canonical", "phone_block": "phone_e164"}
 
 
 def history_conditions(keys: Mapping[str, Any], *, email: str) -> dict[str, list]:
@@ -273,9 +282,11 @@ def history_counts(
     columns = []
     for name, conditions in history_conditions(keys, email=email).items():
         spans = {"long": windows["long"]} if name == "email_variants" else windows
+        distinct = DISTINCT_COUNTS.get(name)
         for window, seconds in spans.items():
             start = end - timedelta(seconds=seconds)
-            columns.append(_earlier(conditions, start=start, end=end, cap=cap).label(f"{name}__{window}"))
+            count = _earlier(conditions, start=start, end=end, cap=cap, distinct=distinct)
+            columns.append(count.label(f"{name}__{window}"))
     if not columns:
         return {}
     row = session.execute(sa.select(*columns)).one()
