@@ -78,7 +78,7 @@ def test_network_velocity(client, assess_headers):
 
 def test_asn_velocity(client, assess_headers, services):
     pretend_geoip(services, {"100.64.0.0/10": {"asn": 64512, "is_hosting_provider": False}})
-    results = [post(client, assess_headers, f"{person(n)}@example-mail.com", n, ip=f"100.{64 + n % 60}.{n // 60}.9") for n in range(51)]
+    results = [post(client, assess_headers, f"{person(n)}@gmail.com", n, ip=f"100.{64 + n % 60}.{n // 60}.9") for n in range(51)]
     assert "ip.asn_velocity" not in codes(results[49])
     assert "ip.asn_velocity" in codes(results[50])
     assert results[50]["verdict"] == "allow", results[50]["reasons"]  # 20 points alone: volume on a clean network
