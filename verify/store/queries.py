@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -15,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from verify.engine.lists import DISPOSABLE_LIST, ListEntryValue
 from verify.errors import Conflict, NotFound
-from verify.store.models import ApiKey, Assessment, AuditEvent, Feedback, ListDef, ListEntry, PolicyVersion, Stamp
+from verify.store.models import ApiKey, Assessment, AuditEvent, Feedback, ListDef, ListEntry, PolicyVersion, Stamp, UTCDateTime
 
 LISTS_STAMP = "lists"
 POLICY_STAMP = "policy"
@@ -211,7 +212,7 @@ def find_by_idempotency_key(api_key_id: int, key: str, *, session: Session) -> A
 ASSESSMENT = Assessment.__table__.c
 
 
-def _earlier(conditions: list, *, start: datetime, end: datetime, cap: int, distinct: str | None = None):
+def _earlier(conditions: list, *, start: Any, end: Any, cap: int, distinct: str | None = None):
     """How many rows (or distinct values of a column) match, over a LIMIT-capped subquery.
 
     A hot key costs at most `cap` index entries however large the table grows.
@@ -228,45 +229,58 @@ def _earlier(conditions: list, *, start: datetime, end: datetime, cap: int, dist
     return sa.select(counted).select_from(capped).scalar_subquery()
 
 
-def _other_mailbox(canonical: str | None):
-    return sa.func.coalesce(ASSESSMENT.email_canonical, "") != (canonical or "")
-
-
 # A phone or device is counted by the other mailboxes it signed up, a block by its other numbers.
 DISTINCT_COUNTS = {"phone": "email_canonical", "device": "email_canonical", "phone_block": "phone_e164"}
 
 
-def history_conditions(keys: Mapping[str, Any], *, email: str) -> dict[str, list]:
-    """Key name -> the conditions that find earlier signups sharing it (only keys this signup has)."""
-    canonical = keys.get("email_canonical")
-    found: dict[str, list] = {}
-    if canonical:
-        found["email_canonical"] = [ASSESSMENT.email_canonical == canonical]
-        # Case is how people type, not how farms alias: only another spelling counts as a variant.
-        found["email_variants"] = [
-            ASSESSMENT.email_canonical == canonical,
-            sa.func.lower(ASSESSMENT.email) != sa.func.lower(sa.literal(email)),
-        ]
-    if keys.get("email_domain"):
-        found["email_domain"] = [ASSESSMENT.email_domain == keys["email_domain"]]
-        if keys.get("local_template"):
-            found["local_template"] = [
-                ASSESSMENT.local_template == keys["local_template"],
-                ASSESSMENT.email_domain == keys["email_domain"],
-            ]
-    if keys.get("phone_e164"):
-        found["phone"] = [ASSESSMENT.phone_e164 == keys["phone_e164"], _other_mailbox(canonical)]
-    if keys.get("phone_block"):
-        found["phone_block"] = [
-            ASSESSMENT.phone_block == keys["phone_block"],
-            sa.func.coalesce(ASSESSMENT.phone_e164, "") != (keys.get("phone_e164") or ""),
-        ]
-    for name in ("ip", "ip_network", "asn"):
-        if keys.get(name) is not None:
-            found[name] = [ASSESSMENT[name] == keys[name]]
-    if keys.get("device_id"):
-        found["device"] = [ASSESSMENT.device_id == keys["device_id"], _other_mailbox(canonical)]
-    return found
+def _param(name: str):
+    return sa.bindparam(name, type_=sa.String() if name != "asn" else sa.BigInteger())
+
+
+# key -> (conditions with bind parameters, the parameters it needs from the keys)
+HISTORY_KEYS: dict[str, tuple[list, tuple[str, ...]]] = {
+    "email_canonical": ([ASSESSMENT.email_canonical == _param("email_canonical")], ("email_canonical",)),
+    # Case is how people type, not how farms alias: only another spelling counts as a variant.
+    "email_variants": (
+        [ASSESSMENT.email_canonical == _param("email_canonical"), sa.func.lower(ASSESSMENT.email) != sa.func.lower(_param("email"))],
+        ("email_canonical", "email"),
+    ),
+    "email_domain": ([ASSESSMENT.email_domain == _param("email_domain")], ("email_domain",)),
+    "local_template": (
+        [ASSESSMENT.local_template == _param("local_template"), ASSESSMENT.email_domain == _param("email_domain")],
+        ("local_template", "email_domain"),
+    ),
+    "phone": (
+        [ASSESSMENT.phone_e164 == _param("phone_e164"), sa.func.coalesce(ASSESSMENT.email_canonical, "") != _param("other_mailbox")],
+        ("phone_e164",),
+    ),
+    "phone_block": (
+        [ASSESSMENT.phone_block == _param("phone_block"), sa.func.coalesce(ASSESSMENT.phone_e164, "") != _param("other_number")],
+        ("phone_block",),
+    ),
+    "ip": ([ASSESSMENT.ip == _param("ip")], ("ip",)),
+    "ip_network": ([ASSESSMENT.ip_network == _param("ip_network")], ("ip_network",)),
+    "asn": ([ASSESSMENT.asn == _param("asn")], ("asn",)),
+    "device": (
+        [ASSESSMENT.device_id == _param("device_id"), sa.func.coalesce(ASSESSMENT.email_canonical, "") != _param("other_mailbox")],
+        ("device_id",),
+    ),
+}
+WINDOW_NAMES = ("short", "medium", "long")
+
+
+@functools.lru_cache(maxsize=256)
+def _history_statement(names: tuple[str, ...], cap: int) -> sa.Select:
+    """One SELECT of capped counts for these keys; built once per shape, so the compiled form is reused."""
+    columns = []
+    for name in names:
+        conditions, _ = HISTORY_KEYS[name]
+        windows = ("long",) if name == "email_variants" else WINDOW_NAMES
+        for window in windows:
+            start = sa.bindparam(f"start_{window}", type_=UTCDateTime())
+            count = _earlier(conditions, start=start, end=sa.bindparam("end", type_=UTCDateTime()), cap=cap, distinct=DISTINCT_COUNTS.get(name))
+            columns.append(count.label(f"{name}__{window}"))
+    return sa.select(*columns)
 
 
 def history_counts(
@@ -278,18 +292,22 @@ def history_counts(
     cap: int,
     session: Session,
 ) -> dict[str, dict[str, int]]:
-    """Earlier signups (occurred_at before `end`) per key and window, each at most `cap`, in one round trip."""
-    columns = []
-    for name, conditions in history_conditions(keys, email=email).items():
-        spans = {"long": windows["long"]} if name == "email_variants" else windows
-        distinct = DISTINCT_COUNTS.get(name)
-        for window, seconds in spans.items():
-            start = end - timedelta(seconds=seconds)
-            count = _earlier(conditions, start=start, end=end, cap=cap, distinct=distinct)
-            columns.append(count.label(f"{name}__{window}"))
-    if not columns:
+    """Earlier signups (occurred_at before `end`) per key and window, each at most `cap`, in one round trip.
+
+    Only the keys this signup has are counted; `keys` uses the Assessment column names.
+    """
+    names = tuple(name for name, (_, needs) in HISTORY_KEYS.items() if all(keys.get(need) is not None for need in needs if need != "email"))
+    if not names:
         return {}
-    row = session.execute(sa.select(*columns)).one()
+    params: dict[str, Any] = {column: keys.get(column) for column in ("email_canonical", "email_domain", "local_template", "phone_e164", "phone_block", "ip", "ip_network", "asn", "device_id")}
+    params.update(
+        email=email,
+        other_mailbox=keys.get("email_canonical") or "",
+        other_number=keys.get("phone_e164") or "",
+        end=end,
+        **{f"start_{window}": end - timedelta(seconds=windows[window]) for window in WINDOW_NAMES},
+    )
+    row = session.execute(_history_statement(names, cap), params).one()
     counts: dict[str, dict[str, int]] = {}
     for label, value in row._mapping.items():
         name, window = label.rsplit("__", 1)
@@ -307,6 +325,24 @@ def first_seen(column: str, value: Any, *, before: datetime, session: Session) -
     ).scalar()
 
 
+@functools.lru_cache(maxsize=64)
+def _reputation_statement(column: str, sample: int) -> sa.Select:
+    before = sa.bindparam("before", type_=UTCDateTime())
+    recent = (
+        sa.select(ASSESSMENT.id, ASSESSMENT.occurred_at, ASSESSMENT.verdict)
+        .where(ASSESSMENT[column] == _param(column), ASSESSMENT.occurred_at < before)
+        .order_by(ASSESSMENT.occurred_at.desc())
+        .limit(sample)
+        .subquery()
+    )
+    feedback = Feedback.__table__.c
+    return (
+        sa.select(recent.c.id, recent.c.occurred_at, recent.c.verdict, feedback.label, feedback.created_at, feedback.id)
+        .select_from(recent)
+        .outerjoin(Feedback.__table__, sa.and_(feedback.assessment_id == recent.c.id, feedback.created_at <= before))
+    )
+
+
 def reputation_evidence(
     column: str, value: Any, *, before: datetime, sample: int, session: Session
 ) -> list[tuple[datetime, str, str | None]]:
@@ -314,19 +350,7 @@ def reputation_evidence(
 
     Feedback counts only if it was given by `before`: a replay then sees what live traffic saw.
     """
-    recent = (
-        sa.select(ASSESSMENT.id, ASSESSMENT.occurred_at, ASSESSMENT.verdict)
-        .where(ASSESSMENT[column] == value, ASSESSMENT.occurred_at < before)
-        .order_by(ASSESSMENT.occurred_at.desc())
-        .limit(sample)
-        .subquery()
-    )
-    feedback = Feedback.__table__.c
-    rows = session.execute(
-        sa.select(recent.c.id, recent.c.occurred_at, recent.c.verdict, feedback.label, feedback.created_at, feedback.id)
-        .select_from(recent)
-        .outerjoin(Feedback.__table__, sa.and_(feedback.assessment_id == recent.c.id, feedback.created_at <= before))
-    )
+    rows = session.execute(_reputation_statement(column, sample), {column: value, "before": before})
     evidence: dict[str, tuple[datetime, str, str | None, tuple]] = {}
     for assessment_id, occurred_at, verdict, label, given_at, feedback_id in rows:
         order = (given_at, feedback_id) if label else (None, None)
