@@ -152,3 +152,19 @@ def test_related_errors(client, assess_headers, admin_headers):
     assert client.get("/v1/assessments/nope/related", headers=admin_headers).status_code == 404
     assert client.get(f"/v1/assessments/{row['id']}/related", query_string={"limit": 0}, headers=admin_headers).status_code == 422
     assert client.get(f"/v1/assessments/{row['id']}/related", headers=assess_headers).status_code == 403
+
+
+def test_nul_characters_are_refused_not_crashed_on(client, assess_headers, admin_headers):
+    row = post(client, assess_headers, "nul@example-mail.com")
+    assert client.get("/v1/assessments", query_string={"device_id": "a\x00b"}, headers=admin_headers).status_code == 422
+    response = client.post(f"/v1/assessments/{row['id']}/feedback", json={"label": "fraud", "note": "a\x00b"}, headers=assess_headers)
+    assert response.status_code == 422
+    assert client.get("/v1/assessments/a%00b/related", headers=admin_headers).status_code == 404
+
+
+def test_a_cursor_with_an_absurd_position_is_422(client, admin_headers):
+    import base64
+    import json
+
+    cursor = base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00+00:00", 10**30]).encode()).decode()
+    assert client.get("/v1/assessments", query_string={"cursor": cursor}, headers=admin_headers).status_code == 422

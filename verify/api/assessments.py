@@ -116,7 +116,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         at, seq = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         moment = parse_rfc3339(at)
-        if not isinstance(seq, int) or isinstance(seq, bool):
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
             raise ValueError
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise bad_query("cursor", "not a cursor this service gave out") from None

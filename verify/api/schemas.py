@@ -117,10 +117,22 @@ def assessment_json(row: Assessment, *, feedback: list[Feedback] | None = None) 
 
 # -- search, feedback, clusters ----------------------------------------------------------
 
+def no_nul(value: Any) -> Any:
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 class SearchIn(BaseModel):
     """The query of GET /v1/assessments, before normalisation."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return no_nul(value)
 
     verdict: Literal["allow", "challenge", "deny"] | None = None
     email: text(512) | None = None
@@ -156,6 +168,11 @@ class FeedbackIn(BaseModel):
     label: Literal["fraud", "legitimate"]
     source: Literal["challenge", "review", "chargeback", "other"] = "other"
     note: text(1000) | None = None
+
+    @field_validator("note", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return no_nul(value)
 
 
 def feedback_json(row: Feedback) -> dict[str, Any]:

@@ -195,6 +195,8 @@ def save_assessment(row: Assessment, *, session: Session) -> Assessment:
 
 
 def get_assessment(assessment_id: str, *, session: Session) -> Assessment:
+    if "\x00" in assessment_id:  # no id holds one, and PostgreSQL refuses it in a query
+        raise NotFound(f"no assessment with id {assessment_id!r}")
     row = session.exec(select(Assessment).where(Assessment.id == assessment_id)).first()
     if row is None:
         raise NotFound(f"no assessment with id {assessment_id!r}")
