@@ -142,3 +142,28 @@ def assess_headers(keys) -> dict[str, str]:
 @pytest.fixture
 def admin_headers(keys) -> dict[str, str]:
     return bearer(keys["admin"])
+
+
+# -- GeoIP ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def geoip_files(tmp_path_factory) -> dict[str, Path]:
+    """City, ASN and Anonymous IP databases (tests/mmdb.py says which networks hold what)."""
+    from tests import mmdb
+
+    folder = tmp_path_factory.mktemp("geoip")
+    return {
+        "city": mmdb.write_mmdb(folder / "GeoIP2-City.mmdb", "GeoIP2-City", mmdb.CITY),
+        "asn": mmdb.write_mmdb(folder / "GeoLite2-ASN.mmdb", "GeoLite2-ASN", mmdb.ASN),
+        "anonymous": mmdb.write_mmdb(folder / "GeoIP2-Anonymous-IP.mmdb", "GeoIP2-Anonymous-IP", mmdb.ANONYMOUS),
+    }
+
+
+@pytest.fixture
+def geoip_settings(settings, geoip_files) -> Settings:
+    """The test settings with all three GeoIP databases configured."""
+    return settings.with_overrides(
+        geoip_city_db=str(geoip_files["city"]),
+        geoip_asn_db=str(geoip_files["asn"]),
+        geoip_anonymous_db=str(geoip_files["anonymous"]),
+    )

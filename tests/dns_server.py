@@ -7,7 +7,7 @@ import threading
 import time
 
 from dnslib import AAAA, MX, QTYPE, RCODE, RR, A
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 # name -> list of (type, value). A name absent from the zone is NXDOMAIN; a name in
 # SLOW sleeps past any sane timeout; a name in BROKEN answers SERVFAIL.
@@ -69,7 +69,7 @@ class LoopbackDNS:
     def __init__(self, zone: dict[str, list[tuple[str, str]]] | None = None) -> None:
         self.resolver = ZoneResolver(dict(zone or DEFAULT_ZONE))
         self.port = free_udp_port()
-        self.server = DNSServer(self.resolver, address="127.0.0.1", port=self.port)
+        self.server = DNSServer(self.resolver, address="127.0.0.1", port=self.port, logger=DNSLogger(log="-request,-reply,-truncated,-data", prefix=False))
 
     @property
     def nameserver(self) -> str:

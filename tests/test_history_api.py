@@ -64,7 +64,7 @@ def test_phone_range_burst_of_sequential_numbers(client, assess_headers):
 
 
 def test_ip_velocity(client, assess_headers):
-    results = [post(client, assess_headers, f"{person(n)}@example-mail.com", n, ip="203.0.113.50") for n in range(11)]
+    results = [post(client, assess_headers, f"{person(n)}@example-mail.com", n, ip="81.2.70.50") for n in range(11)]
     assert "ip.velocity" not in codes(results[9])
     assert "ip.velocity" in codes(results[10])
 
@@ -77,8 +77,8 @@ def test_network_velocity(client, assess_headers):
 
 
 def test_asn_velocity(client, assess_headers, services):
-    pretend_geoip(services, {"100.64.0.0/10": {"asn": 64512, "is_hosting_provider": False}})
-    results = [post(client, assess_headers, f"{person(n)}@gmail.com", n, ip=f"100.{64 + n % 60}.{n // 60}.9") for n in range(51)]
+    pretend_geoip(services, {"172.56.0.0/16": {"asn": 64512, "is_hosting_provider": False}})
+    results = [post(client, assess_headers, f"{person(n)}@gmail.com", n, ip=f"172.56.{n % 60}.{1 + n // 60}") for n in range(51)]
     assert "ip.asn_velocity" not in codes(results[49])
     assert "ip.asn_velocity" in codes(results[50])
     assert results[50]["verdict"] == "allow", results[50]["reasons"]  # 20 points alone: volume on a clean network
@@ -136,7 +136,7 @@ def feedback(client, headers, assessment_id: str, label: str = "fraud", source: 
 @pytest.mark.parametrize(
     "fields, code",
     [
-        ({"ip": "203.0.113.5"}, "ip.network_reputation"),
+        ({"ip": "81.2.70.5"}, "ip.network_reputation"),
         ({"device_id": "dev-bad"}, "device.reputation"),
         ({}, "email.domain_reputation"),
     ],
@@ -151,26 +151,26 @@ def test_fraud_feedback_builds_reputation(client, assess_headers, fields, code):
 
 
 def test_legitimate_feedback_clears_a_record(client, assess_headers):
-    first = post(client, assess_headers, "q1@tinyco.example", ip="203.0.113.8")
+    first = post(client, assess_headers, "q1@tinyco.example", ip="81.2.70.8")
     feedback(client, assess_headers, first["id"], "fraud")
-    second = post(client, assess_headers, "q2@tinyco.example", ip="203.0.113.9")
+    second = post(client, assess_headers, "q2@tinyco.example", ip="81.2.70.9")
     assert "ip.network_reputation" in codes(second)
     for row in (first, second):
         feedback(client, assess_headers, row["id"], "legitimate", "challenge")
-    third = post(client, assess_headers, "q3@tinyco.example", ip="203.0.113.10")
+    third = post(client, assess_headers, "q3@tinyco.example", ip="81.2.70.10")
     assert "ip.network_reputation" not in codes(third)
 
 
 def test_asn_reputation(client, assess_headers, services):
-    pretend_geoip(services, {"100.64.0.0/10": {"asn": 64999}})
-    bad = post(client, assess_headers, "r1@example-mail.com", ip="100.64.1.1")
+    pretend_geoip(services, {"172.56.0.0/16": {"asn": 64999}})
+    bad = post(client, assess_headers, "r1@example-mail.com", ip="172.56.1.1")
     feedback(client, assess_headers, bad["id"])
-    assert "ip.asn_reputation" in codes(post(client, assess_headers, "r2@example-mail.com", ip="100.65.2.2"))
+    assert "ip.asn_reputation" in codes(post(client, assess_headers, "r2@example-mail.com", ip="172.56.2.2"))
 
 
 def test_feedback_given_after_a_signup_does_not_change_its_replay(client, assess_headers):
-    bad = post(client, assess_headers, "s1@tinyco.example", ip="203.0.113.20")
+    bad = post(client, assess_headers, "s1@tinyco.example", ip="81.2.70.20")
     feedback(client, assess_headers, bad["id"])
     # A backfilled signup that happened before the feedback was given does not see it.
-    backfill = post(client, assess_headers, "s2@tinyco.example", 28_000, ip="203.0.113.21")
+    backfill = post(client, assess_headers, "s2@tinyco.example", 28_000, ip="81.2.70.21")
     assert "ip.network_reputation" not in codes(backfill)

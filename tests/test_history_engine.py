@@ -36,7 +36,7 @@ def signals(
     return {
         "email": {**base_email, **(email or {})},
         "phone": {"provided": False},
-        "ip": {"provided": True, **(ip or {})},
+        "ip": {"provided": True, "address": "81.2.69.160", "scope": "global", **(ip or {})},
         "lists": [],
         "history": {
             "windows": {"short": HOUR, "medium": DAY, "long": 30 * DAY},

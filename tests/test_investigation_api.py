@@ -51,8 +51,8 @@ def test_feedback_needs_a_key(client, assess_headers):
 @pytest.fixture
 def stored(client, assess_headers):
     rows = {
-        "gmail": post(client, assess_headers, "Ann.Lee+x@gmail.com", 0, ip="203.0.113.4", device_id="dev-1"),
-        "gmail2": post(client, assess_headers, "annlee@googlemail.com", 10, ip="203.0.113.200", phone="+14155550100"),
+        "gmail": post(client, assess_headers, "Ann.Lee+x@gmail.com", 0, ip="81.2.69.4", device_id="dev-1"),
+        "gmail2": post(client, assess_headers, "annlee@googlemail.com", 10, ip="81.2.69.200", phone="+14155552671"),
         "corp": post(client, assess_headers, "bob@northwind.example", 20, ip="2001:db8:5::1"),
         "bad": post(client, assess_headers, "x@mailinator.com", 30, ip="198.51.100.9"),
     }
@@ -71,11 +71,11 @@ def ids(response) -> list[str]:
         ({"email": "a.n.n.lee@gmail.com"}, ["gmail2", "gmail"]),
         ({"email_domain": "NorthWind.example"}, ["corp"]),
         ({"verdict": "deny"}, ["bad"]),
-        ({"ip": "203.0.113.4"}, ["gmail"]),
-        ({"ip": "203.0.113.0/24"}, ["gmail2", "gmail"]),
-        ({"ip": "203.0.113.192/26"}, ["gmail2"]),
+        ({"ip": "81.2.69.4"}, ["gmail"]),
+        ({"ip": "81.2.69.0/24"}, ["gmail2", "gmail"]),
+        ({"ip": "81.2.69.192/26"}, ["gmail2"]),
         ({"ip": "2001:db8:5::/64"}, ["corp"]),
-        ({"phone": "+1 415 555 0100"}, ["gmail2"]),
+        ({"phone": "+1 415 555 2671"}, ["gmail2"]),
         ({"device_id": "dev-1"}, ["gmail"]),
         ({"reason": "email.disposable"}, ["bad"]),
         ({"reason": "email.canonical_reuse"}, ["gmail2"]),

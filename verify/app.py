@@ -11,6 +11,7 @@ from verify.api import context
 from verify.assessing import Assessor
 from verify.engine.reasons import default_points
 from verify.intel.dns import MxChecker, NullMxChecker
+from verify.intel.geoip import GeoIP
 from verify.intel.providers import Providers
 from verify.settings import Settings
 from verify.store.database import Database
@@ -30,6 +31,7 @@ def build_services(settings: Settings) -> context.Services:
         providers=Providers.load(settings.data_dir),
         mx_checker=mx_checker,
         snapshots=Snapshots(base_points=default_points()),
+        geoip=GeoIP.from_settings(settings),
     )
     return context.Services(settings=settings, database=Database(settings.database_url), assessor=assessor)
 

@@ -6,6 +6,7 @@ the CLI both call `Assessor.assess`.
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -19,7 +20,10 @@ from verify.engine.decide import judge
 from verify.engine.email import EmailInvalid, is_role_account, looks_random, parse_email, typo_suggestion
 from verify.engine.lists import DISPOSABLE_LIST, ListIndex, ListMatch
 from verify.engine.models import Signals
+from verify.engine.network import address_scope, is_country
+from verify.engine.phone import describe_phone
 from verify.engine.policy import Policy
+from verify.intel.geoip import GeoIP
 from verify.intel.providers import Providers
 from verify.store import queries
 from verify.store.models import Assessment
@@ -64,10 +68,18 @@ class Gathered:
 
 
 class Assessor:
-    def __init__(self, *, providers: Providers, mx_checker: Any, snapshots: Snapshots) -> None:
+    def __init__(
+        self,
+        *,
+        providers: Providers,
+        mx_checker: Any,
+        snapshots: Snapshots,
+        geoip: GeoIP | None = None,
+    ) -> None:
         self.providers = providers
         self.mx_checker = mx_checker
         self.snapshots = snapshots
+        self.geoip = geoip or GeoIP.unconfigured()
 
     # -- gathering ---------------------------------------------------------------------
 
@@ -100,9 +112,37 @@ class Assessor:
     def mail_exchange(self, domain: str) -> str:
         # The big providers receive mail: asking DNS for them adds latency and, behind a
         # broken resolver, would turn every Gmail signup into an undeliverable one.
-        if domain in self.providers.free:
+        if domain in self.providers.free or self.providers.is_relay(domain):
             return "known_provider"
         return self.mx_checker.check(domain)
+
+    def ip_signals(self, address: str | None, keys: Keys, *, declared_country: str | None) -> dict[str, Any]:
+        """Address space, location, owner and anonymity of the signup's IP."""
+        if address is None:
+            return {"provided": False}
+        ip = ipaddress.ip_address(address)
+        described = self.geoip.describe(address)
+        if isinstance(described["asn"], int):
+            keys.asn = described["asn"]
+        return {
+            "provided": True,
+            "address": address,
+            "version": ip.version,
+            "scope": address_scope(address),
+            "network": keys.ip_network,
+            **described,
+            "declared_country": declared_country,
+        }
+
+    def phone_signals(self, raw: str | None, keys: Keys, *, declared_country: str | None, ip_country: Any) -> dict[str, Any]:
+        """What the number's ranges say; a national number is read in the declared, else the IP's, country."""
+        phone = describe_phone(raw, declared_country=declared_country, ip_country=ip_country)
+        # A number of the right length for its country code is worth counting even when it
+        # lies outside the allocated ranges: farms reuse made-up numbers too.
+        if phone.get("possible"):
+            keys.phone_e164 = phone["e164"]
+            keys.phone_block = identity.phone_block(phone["e164"])
+        return phone
 
     def gather(self, signup: Signup) -> Gathered:
         """Everything that needs no database: syntax, DNS, GeoIP, phone."""
@@ -110,10 +150,11 @@ class Assessor:
         if signup.ip is not None:
             keys.ip = signup.ip
             keys.ip_network = identity.ip_network(signup.ip)
+        ip = self.ip_signals(signup.ip, keys, declared_country=signup.country)
         signals: Signals = {
             "email": self.email_signals(signup.email, keys),
-            "phone": {"provided": signup.phone is not None},
-            "ip": {"provided": signup.ip is not None},
+            "phone": self.phone_signals(signup.phone, keys, declared_country=signup.country, ip_country=ip.get("country")),
+            "ip": ip,
             "history": {},
             "lists": [],
         }
@@ -128,10 +169,26 @@ class Assessor:
             matches += lists.match_email(keys.email_canonical, now=now)
         if keys.device_id:
             matches += lists.match_device(keys.device_id, now=now)
+        matches += self.network_matches(gathered, lists, now=now)
         disposable = [m for m in matches if m.list == DISPOSABLE_LIST]
         if signals["email"].get("valid"):
             signals["email"]["disposable"] = bool(disposable)
         signals["lists"] = [m.as_dict() for m in matches if m.list != DISPOSABLE_LIST]
+
+    def network_matches(self, gathered: Gathered, lists: ListIndex, *, now: datetime) -> list[ListMatch]:
+        """Regional lists: the IP and its ASN, the IP's and the phone's country, the phone's prefix."""
+        keys, signals = gathered.keys, gathered.signals
+        matches: list[ListMatch] = []
+        if keys.ip:
+            matches += lists.match_ip(keys.ip, now=now)
+        if keys.asn is not None:
+            matches += lists.match_asn(keys.asn, now=now)
+        countries = [signals["ip"].get("country"), signals["phone"].get("country")]
+        for country in dict.fromkeys(c for c in countries if is_country(c)):
+            matches += lists.match_country(country, now=now)
+        if signals["phone"].get("e164"):
+            matches += lists.match_phone(signals["phone"]["e164"], now=now)
+        return matches
 
     # -- history -------------------------------------------------------------------------
 
@@ -141,9 +198,6 @@ class Assessor:
     def add_history(self, gathered: Gathered, signup: Signup, policy: Policy, *, session: Session) -> None:
         """Count earlier signups per key into signals["history"], with first-seen and reputation."""
         keys, signals = gathered.keys, gathered.signals
-        if keys.phone_e164 is None and signup.phone:
-            # Until phone intelligence sets the keys, an E.164 (or national, with country) number is enough.
-            keys.phone_e164, keys.phone_block = identity.phone_keys(signup.phone, region=signup.country)
         limits, at = policy.limits, signup.occurred_at
         spans, cap = history.windows(limits), int(limits["count_cap"])
         values = asdict(keys)

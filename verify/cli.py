@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -13,9 +16,12 @@ from pydantic import ValidationError
 
 from verify.api.bodies import field_errors
 from verify.api.context import Services
-from verify.api.schemas import SignupIn, assessment_json
+from verify.api.schemas import SignupIn, assessment_json, parse_rfc3339
 from verify.app import create_app, default_policy
 from verify.assessing import Signup
+from verify.engine import list_values
+from verify.engine.list_values import Located, ValuesInvalid, normalise_all, text_lines
+from verify.engine.lists import DISPOSABLE_LIST
 from verify.errors import VerifyError
 from verify.intel.providers import disposable_seed
 from verify.store import queries
@@ -145,6 +151,141 @@ def assess(**fields: str | None) -> None:
         click.echo(json.dumps(assessment_json(row), indent=2, ensure_ascii=False))
 
 
+@main.group()
+def geoip() -> None:
+    """GeoIP databases (MaxMind DB format)."""
+
+
+@geoip.command("info")
+@with_appcontext
+def geoip_info() -> None:
+    """Each configured database: its type, build date and age; a warning when older than 30 days.
+
+    Exits with status 1 when a configured database is missing or corrupt.
+    """
+    statuses = app_services().assessor.geoip.statuses(now=datetime.now(timezone.utc))
+    if not statuses:
+        click.echo("no GeoIP database is configured (VERIFY_GEOIP_CITY_DB, VERIFY_GEOIP_ASN_DB, VERIFY_GEOIP_ANONYMOUS_DB)")
+        return
+    for status in statuses:
+        built = f"{status.build_date:%Y-%m-%d}" if status.build_date else "-"
+        age = f"{status.age_days:g} days" if status.age_days is not None else "-"
+        click.echo(f"{status.role}\t{status.path}\t{status.status}\t{status.database_type or '-'}\tbuilt {built}\tage {age}")
+        if status.status == "stale":
+            click.echo(f"warning: the {status.role} database is {status.age_days:g} days old; run geoipupdate", err=True)
+        if status.error:
+            click.echo(f"warning: the {status.role} database: {status.error}", err=True)
+    if any(status.status in ("missing", "corrupt") for status in statuses):
+        sys.exit(1)
+
+# -- lists -------------------------------------------------------------------------------
+
+LIST_ERRORS_SHOWN = 20
+
+
+@main.group("lists")
+def lists_group() -> None:
+    """Block, challenge and allow lists."""
+
+
+def read_list_file(path: Path) -> list[tuple[Located, str | None, datetime | None]]:
+    """Values of a file, with where each came from: text (one per line, `#` comments) or CSV.
+
+    CSV (by the .csv extension) holds the value in the first column and, optionally, a reason
+    and an RFC 3339 expiry; a first row whose first cell is `value` is a header.
+    """
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() != ".csv":
+        return [(located, None, None) for located in text_lines(text)]
+    rows = []
+    for number, cells in enumerate(csv.reader(io.StringIO(text)), start=1):
+        cells = [cell.strip() for cell in cells]
+        if not cells or not cells[0] or cells[0].startswith("#") or (number == 1 and cells[0].lower() == "value"):
+            continue
+        reason = cells[1] if len(cells) > 1 and cells[1] else None
+        expires_at = None
+        if len(cells) > 2 and cells[2]:
+            try:
+                expires_at = parse_rfc3339(cells[2])
+            except ValueError as error:
+                fail(f"line {number}: expires_at {cells[2]!r} {error}")
+            if expires_at <= datetime.now(timezone.utc):
+                fail(f"line {number}: expires_at {cells[2]!r} is in the past")
+        if reason is not None and (len(reason) > 500 or "\x00" in reason):
+            fail(f"line {number}: the reason must be at most 500 characters, without NUL")
+        rows.append((Located(f"line {number}", cells[0]), reason, expires_at))
+    return rows
+
+
+@lists_group.command("import")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def lists_import(name: str, file: Path) -> None:
+    """Add the values of FILE to the list NAME; one bad value rejects the whole file.
+
+    FILE is text, one value per line with `#` comments, or CSV (.csv) with the value in the
+    first column and optional reason and expires_at columns. Entries record `file:<name>`
+    as their provenance.
+    """
+    services = app_services()
+    upgrade_database(services)
+    try:
+        rows = read_list_file(file)
+    except UnicodeDecodeError:
+        fail(f"{file} is not UTF-8 text")
+    try:
+        with services.database.transaction() as session:
+            list_def = queries.get_list(name, session=session)
+            values = normalise_all(list_def.kind, [located for located, _, _ in rows], rules=services.assessor.providers.rules)
+            entries = [(value, reason, expires_at) for value, (_, reason, expires_at) in zip(values, rows)]
+            added, existing = queries.import_list_entries(list_def, entries, source=f"file:{file.name}", actor="cli", session=session)
+    except ValuesInvalid as error:
+        shown = [f"{e['field']}: {e['message']}" for e in error.errors[:LIST_ERRORS_SHOWN]]
+        more = len(error.errors) - len(shown)
+        fail("nothing imported; bad values:\n  " + "\n  ".join(shown) + (f"\n  ... and {more} more" if more else ""))
+    except VerifyError as error:
+        fail(error.detail)
+    click.echo(f"added {added}, existing {existing}")
+
+
+@lists_group.command("export")
+@click.argument("name")
+@with_appcontext
+def lists_export(name: str) -> None:
+    """Print the values of the list NAME, one per line (what `verify lists import` reads)."""
+    services = app_services()
+    upgrade_database(services)
+    try:
+        with services.database.transaction() as session:
+            list_def = queries.get_list(name, session=session)
+            for value in queries.list_values(list_def, session=session):
+                click.echo(value)
+    except VerifyError as error:
+        fail(error.detail)
+
+
+@lists_group.command("update-disposable")
+@with_appcontext
+def lists_update_disposable() -> None:
+    """Refresh `disposable-domains` from the installed disposable-email-domains package.
+
+    Entries from an earlier package version are replaced by the new version's set; entries
+    an admin added by hand are kept.
+    """
+    services = app_services()
+    upgrade_database(services)
+    domains, source = disposable_seed()
+    values, skipped = set(), 0
+    for domain in domains:
+        try:
+            values.add(list_values.email_domain(domain))
+        except list_values.ValueInvalid:
+            skipped += 1
+    with services.database.transaction() as session:
+        list_def = queries.get_list(DISPOSABLE_LIST, session=session)
+        added, removed = queries.refresh_package_entries(list_def, values, source=source, actor="cli", session=session)
+    click.echo(f"{source}: added {added}, removed {removed}" + (f", skipped {skipped} invalid" if skipped else ""))
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from verify.api import assessments, errors, operations
+from verify.api import assessments, audit, errors, lists, operations, policy
 
-BLUEPRINTS = (operations.bp, assessments.bp)
+BLUEPRINTS = (operations.bp, assessments.bp, lists.bp, policy.bp, audit.bp)
 
 
 def init_app(app: Flask) -> None:

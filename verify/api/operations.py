@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from flask import Blueprint, Response, current_app
 
 from verify.api.context import services
@@ -28,6 +30,9 @@ def readyz():
         current_app.logger.warning("readiness: database unreachable: %s", type(error).__name__)
         checks["database"] = {"status": "unavailable", "error": type(error).__name__}
         ready = False
+    # A GeoIP problem is reported, not fatal: its signals read "unknown" and the rest works.
+    statuses = services().assessor.geoip.statuses(now=datetime.now(timezone.utc))
+    checks["geoip"] = [status.as_dict() for status in statuses]
     body = {"status": "ok" if ready else "unavailable", "checks": checks}
     return body, 200 if ready else 503
 

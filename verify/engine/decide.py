@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from verify.engine import email, history, lists
+from verify.engine import email, history, lists, network, phone
 from verify.engine.models import Check, Decision, Reason, Signals, Verdict
 from verify.engine.policy import Policy
 
 # The registry of checks, in the order their reasons are reported when points tie.
 CHECKS: tuple[Check, ...] = (
     *email.CHECKS,
+    *phone.CHECKS,
+    *network.CHECKS,
     *lists.CHECKS,
     *history.CHECKS,
 )

@@ -30,7 +30,8 @@ class EmailInvalid(ValueError):
 def parse_email(raw: str) -> ParsedEmail:
     """Check syntax only (no DNS) and normalise, internationalised addresses included."""
     try:
-        result = validate_email(raw, check_deliverability=False)
+        # strict: also enforce the 64-octet local-part limit of RFC 5321.
+        result = validate_email(raw, check_deliverability=False, strict=True)
     except EmailNotValidError as error:
         raise EmailInvalid(str(error)) from None
     return ParsedEmail(
@@ -131,8 +132,9 @@ def check_role_account(signals: Signals, _policy: object) -> Iterator[Finding]:
 
 
 def check_random_local_part(signals: Signals, _policy: object) -> Iterator[Finding]:
+    # Relays make up random aliases themselves: the randomness says nothing of the person.
     email = signals["email"]
-    if email.get("valid") and email.get("random_local_part"):
+    if email.get("valid") and email.get("random_local_part") and not email.get("relay"):
         yield Finding("email.random_local_part", f"{email['local']} looks machine-generated")
 
 

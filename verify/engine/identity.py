@@ -125,7 +125,7 @@ def phone_keys(phone: str, *, region: str | None = None) -> tuple[str | None, st
 def ip_network(address: str) -> str:
     """The network an address is counted with: /24 for IPv4, /64 for IPv6 (one subscriber's LAN)."""
     ip = ipaddress.ip_address(address)
-    if ip.version == 6 and ip.ipv4_mapped:
+    if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:a.b.c.d is an IPv4 client
         ip = ip.ipv4_mapped
     prefix = 24 if ip.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))

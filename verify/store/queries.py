@@ -6,7 +6,7 @@ import functools
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -207,6 +207,251 @@ def find_by_idempotency_key(api_key_id: int, key: str, *, session: Session) -> A
     return session.exec(
         select(Assessment).where(Assessment.api_key_id == api_key_id, Assessment.idempotency_key == key)
     ).first()
+
+
+# -- list administration ---------------------------------------------------------------
+# Every change to a list bumps the `lists` stamp in the same transaction, so that each worker
+# and instance rebuilds its index before its next assessment, and is recorded in the audit trail.
+
+AUDIT_VALUES_LIMIT = 20  # an audit event names the values of changes up to this size
+PACKAGE_SOURCE_PREFIX = "package:"
+_CHUNK = 500
+
+
+def _changed(list_def: ListDef, *, session: Session) -> None:
+    list_def.updated_at = utcnow()
+    session.add(list_def)
+    bump_stamp(LISTS_STAMP, session=session)
+
+
+def _audit_list_change(
+    actor: str, action: str, list_def: ListDef, counts: dict[str, int], values: list[str], *, session: Session, **extra: object
+) -> None:
+    detail: dict = {"list": list_def.name, **counts, **extra}
+    if values and len(values) <= AUDIT_VALUES_LIMIT:
+        detail["values"] = values
+    record_audit(actor, action, target=list_def.name, detail=detail, session=session)
+
+
+def list_summaries(*, session: Session) -> list[tuple[ListDef, int]]:
+    """Every list with its number of entries, by name."""
+    counts = (
+        select(ListEntry.list_id, sa.func.count().label("entries")).group_by(ListEntry.list_id).subquery()
+    )
+    rows = session.execute(
+        select(ListDef, sa.func.coalesce(counts.c.entries, 0))
+        .outerjoin(counts, counts.c.list_id == ListDef.id)
+        .order_by(ListDef.name)
+    )
+    return [(list_def, int(count)) for list_def, count in rows]
+
+
+def count_entries(list_def: ListDef, *, session: Session) -> int:
+    return session.execute(select(sa.func.count()).where(ListEntry.list_id == list_def.id)).scalar_one()
+
+
+def create_list(name: str, *, kind: str, action: str, description: str, actor: str, session: Session) -> ListDef:
+    """A new custom list; Conflict when the name is taken."""
+    if session.exec(select(ListDef.id).where(ListDef.name == name)).first() is not None:
+        raise Conflict(f"a list named {name!r} exists already")
+    now = utcnow()
+    row = ListDef(name=name, kind=kind, action=action, description=description, builtin=False, created_at=now, updated_at=now)
+    session.add(row)
+    session.flush()
+    record_audit(actor, "list.create", target=name, detail={"kind": kind, "action": action, "description": description}, session=session)
+    return row
+
+
+def list_entries_page(
+    list_def: ListDef, *, limit: int, after: str | None = None, q: str | None = None, source: str | None = None, session: Session
+) -> list[ListEntry]:
+    """Up to `limit` entries ordered by value, those after `after` (keyset paging)."""
+    query = select(ListEntry).where(ListEntry.list_id == list_def.id)
+    if after is not None:
+        query = query.where(ListEntry.value > after)
+    if q:
+        query = query.where(sa.func.lower(ListEntry.value).contains(q.lower(), autoescape=True))
+    if source is not None:
+        query = query.where(ListEntry.source == source)
+    return list(session.exec(query.order_by(ListEntry.value).limit(limit)))
+
+
+def add_list_entries(
+    list_def: ListDef,
+    values: list[str],
+    *,
+    source: str,
+    actor: str,
+    reason: str | None = None,
+    expires_at: datetime | None = None,
+    session: Session,
+) -> tuple[int, int]:
+    """Add normalised values; return (added, existing). Values already on the list are left as they are."""
+    added, existing = insert_entries(list_def, values, source=source, reason=reason, expires_at=expires_at, session=session)
+    if added:
+        _audit_list_change(
+            actor, "list.add", list_def, {"added": added, "existing": existing}, list(dict.fromkeys(values)),
+            session=session, source=source,
+        )
+    return added, existing
+
+
+def import_list_entries(
+    list_def: ListDef,
+    entries: list[tuple[str, str | None, datetime | None]],
+    *,
+    source: str,
+    actor: str,
+    session: Session,
+) -> tuple[int, int]:
+    """Add (value, reason, expires_at) rows, as from a CSV file; return (added, existing)."""
+    groups: dict[tuple[str | None, datetime | None], list[str]] = {}
+    seen: set[str] = set()
+    for value, reason, expires_at in entries:
+        if value not in seen:  # the first row of a value decides its reason and expiry
+            seen.add(value)
+            groups.setdefault((reason, expires_at), []).append(value)
+    added = existing = 0
+    for (reason, expires_at), values in groups.items():
+        group_added, group_existing = insert_entries(
+            list_def, values, source=source, reason=reason, expires_at=expires_at, session=session
+        )
+        added, existing = added + group_added, existing + group_existing
+    if added:
+        values = [value for value, _, _ in entries]
+        _audit_list_change(
+            actor, "list.import", list_def, {"added": added, "existing": existing}, list(dict.fromkeys(values)),
+            session=session, source=source,
+        )
+    return added, existing
+
+
+def _delete_ids(ids: list[int], *, session: Session) -> None:
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(sa.delete(ListEntry).where(col(ListEntry.id).in_(ids[start:start + _CHUNK])))
+
+
+def replace_list_entries(
+    list_def: ListDef, values: list[str], *, source: str, actor: str, reason: str | None = None, session: Session
+) -> tuple[int, int, int]:
+    """Make the list hold exactly these values; return (added, removed, total).
+
+    Entries that stay keep their provenance, reason and expiry; only new values get `source`.
+    """
+    wanted = list(dict.fromkeys(values))
+    wanted_set = set(wanted)
+    present = dict(session.execute(select(ListEntry.value, ListEntry.id).where(ListEntry.list_id == list_def.id)).all())
+    removed = [value for value in present if value not in wanted_set]
+    _delete_ids([present[value] for value in removed], session=session)
+    new = [value for value in wanted if value not in present]
+    if new:
+        now = utcnow()
+        rows = [
+            {"list_id": list_def.id, "value": value, "reason": reason, "source": source, "expires_at": None, "created_at": now}
+            for value in new
+        ]
+        session.execute(sa.insert(ListEntry), rows)
+    if new or removed:
+        _changed(list_def, session=session)
+        changed = sorted(new) + sorted(removed)
+        detail_values = {"added_values": sorted(new), "removed_values": sorted(removed)} if len(changed) <= AUDIT_VALUES_LIMIT else {}
+        _audit_list_change(
+            actor, "list.replace", list_def, {"added": len(new), "removed": len(removed), "total": len(wanted)}, [],
+            session=session, source=source, **detail_values,
+        )
+    return len(new), len(removed), len(wanted)
+
+
+def delete_list_value(list_def: ListDef, value: str, *, actor: str, session: Session) -> None:
+    """Remove one normalised value; NotFound when the list does not hold it."""
+    entry = session.exec(select(ListEntry).where(ListEntry.list_id == list_def.id, ListEntry.value == value)).first()
+    if entry is None:
+        raise NotFound(f"{value!r} is not on the list {list_def.name!r}")
+    session.delete(entry)
+    _changed(list_def, session=session)
+    _audit_list_change(actor, "list.remove", list_def, {"removed": 1}, [value], session=session, source=entry.source)
+
+
+def delete_list_source(list_def: ListDef, source: str, *, actor: str, session: Session) -> int:
+    """Remove every entry of one provenance (a poisoned feed or file); NotFound when there is none."""
+    values = list(session.exec(
+        select(ListEntry.value).where(ListEntry.list_id == list_def.id, ListEntry.source == source)
+    ))
+    if not values:
+        raise NotFound(f"the list {list_def.name!r} holds no entry from {source!r}")
+    session.execute(sa.delete(ListEntry).where(ListEntry.list_id == list_def.id, ListEntry.source == source))
+    _changed(list_def, session=session)
+    _audit_list_change(actor, "list.remove_source", list_def, {"removed": len(values)}, sorted(values), session=session, source=source)
+    return len(values)
+
+
+def list_values(list_def: ListDef, *, session: Session) -> Iterator[str]:
+    """Every value of a list, in order, streamed."""
+    query = select(ListEntry.value).where(ListEntry.list_id == list_def.id).order_by(ListEntry.value)
+    yield from session.execute(query.execution_options(yield_per=2000)).scalars()
+
+
+def refresh_package_entries(
+    list_def: ListDef, values: Iterable[str], *, source: str, actor: str, session: Session
+) -> tuple[int, int]:
+    """Make the entries that came from a package hold exactly `values`; return (added, removed).
+
+    Entries an admin added by hand are kept whatever the package says; package entries that
+    the new version still has are relabelled with its `source`.
+    """
+    wanted = set(values)
+    present = {
+        value: (entry_id, entry_source)
+        for entry_id, value, entry_source in session.execute(
+            select(ListEntry.id, ListEntry.value, ListEntry.source).where(ListEntry.list_id == list_def.id)
+        )
+    }
+    from_package = {value: entry_id for value, (entry_id, entry_source) in present.items() if entry_source.startswith(PACKAGE_SOURCE_PREFIX)}
+    removed = sorted(value for value in from_package if value not in wanted)
+    _delete_ids([from_package[value] for value in removed], session=session)
+    relabel = [entry_id for value, entry_id in from_package.items() if value in wanted and present[value][1] != source]
+    for start in range(0, len(relabel), _CHUNK):
+        session.execute(sa.update(ListEntry).where(col(ListEntry.id).in_(relabel[start:start + _CHUNK])).values(source=source))
+    new = sorted(value for value in wanted if value not in present)
+    if new:
+        now = utcnow()
+        session.execute(sa.insert(ListEntry), [
+            {"list_id": list_def.id, "value": value, "reason": None, "source": source, "expires_at": None, "created_at": now}
+            for value in new
+        ])
+    if new or removed or relabel:
+        _changed(list_def, session=session)
+        _audit_list_change(
+            actor, "list.refresh", list_def, {"added": len(new), "removed": len(removed)}, [],
+            session=session, source=source,
+        )
+    return len(new), len(removed)
+
+
+# -- audit trail -------------------------------------------------------------------------
+
+def audit_page(*, limit: int, before: int | None = None, session: Session) -> list[AuditEvent]:
+    """Up to `limit` audit events, newest first, those older than the event id `before`."""
+    query = select(AuditEvent)
+    if before is not None:
+        query = query.where(col(AuditEvent.id) < before)
+    return list(session.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit)))
+
+
+# -- policy simulation -------------------------------------------------------------------
+
+def recent_judgements(last: int, *, session: Session) -> Iterator[sa.Row]:
+    """The stored verdicts and signals of the last `last` assessments, newest first, streamed.
+
+    Only the columns a re-judgement needs are read, in batches, so 10,000 rows stay cheap.
+    """
+    query = (
+        select(Assessment.id, Assessment.email, Assessment.verdict, Assessment.score, Assessment.signals)
+        .order_by(col(Assessment.seq).desc())
+        .limit(last)
+        .execution_options(yield_per=1000)
+    )
+    yield from session.execute(query)
 
 
 # -- history: capped counts of earlier signups per key and window -------------------------

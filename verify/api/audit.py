@@ -1,0 +1,37 @@
+"""/v1/audit: who changed lists, policy, keys and stored data, and when (scope admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from flask import Blueprint, request
+from pydantic import BaseModel, Field
+
+from verify.api.auth import requires_scope
+from verify.api.bodies import parse
+from verify.api.context import db_session
+from verify.api.paging import decode_cursor, encode_cursor
+from verify.api.schemas import text, timestamp
+from verify.store import queries
+from verify.store.models import AuditEvent
+
+bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
+
+
+class AuditQuery(BaseModel):
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+    cursor: text(200) | None = None
+
+
+def event_json(row: AuditEvent) -> dict[str, Any]:
+    return {"id": row.id, "at": timestamp(row.at), "actor": row.actor, "action": row.action, "target": row.target, "detail": row.detail}
+
+
+@bp.get("")
+@requires_scope("admin")
+def index():
+    query = parse(AuditQuery, request.args.to_dict())
+    before = decode_cursor(query.cursor, key="before", kind=int)
+    rows = queries.audit_page(limit=query.limit + 1, before=before, session=db_session())
+    page, more = rows[:query.limit], len(rows) > query.limit
+    return {"items": [event_json(row) for row in page], "next_cursor": encode_cursor({"before": page[-1].id}) if more else None}
