@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from verify.engine import identity
+from verify.engine import history, identity
 from verify.engine.decide import judge
 from verify.engine.email import EmailInvalid, is_role_account, looks_random, parse_email, typo_suggestion
 from verify.engine.lists import DISPOSABLE_LIST, ListIndex, ListMatch
 from verify.engine.models import Signals
 from verify.engine.network import address_scope, is_country
 from verify.engine.phone import describe_phone
+from verify.engine.policy import Policy
 from verify.intel.geoip import GeoIP
 from verify.intel.providers import Providers
 from verify.store import queries
@@ -90,7 +91,7 @@ class Assessor:
         providers = self.providers
         domain = parsed.ascii_domain
         keys.email_domain = domain
-        keys.email_canonical = identity.canonical_email(parsed.local, domain, providers.rules)
+        keys.email_canonical = providers.canonical_email(parsed.local, domain)
         keys.local_template = identity.local_template(keys.email_canonical.rsplit("@", 1)[0])
         rule = providers.rules.get(domain)
         return {
@@ -189,6 +190,57 @@ class Assessor:
             matches += lists.match_phone(signals["phone"]["e164"], now=now)
         return matches
 
+    # -- history -------------------------------------------------------------------------
+
+    # Reputation is kept per key of these columns; free-mail and relay domains have none.
+    REPUTATION_KEYS = (("email_domain", "email_domain"), ("ip_network", "ip_network"), ("asn", "asn"), ("device", "device_id"))
+
+    def add_history(self, gathered: Gathered, signup: Signup, policy: Policy, *, session: Session) -> None:
+        """Count earlier signups per key into signals["history"], with first-seen and reputation."""
+        keys, signals = gathered.keys, gathered.signals
+        limits, at = policy.limits, signup.occurred_at
+        spans, cap = history.windows(limits), int(limits["count_cap"])
+        values = asdict(keys)
+        shared_domain = history.domain_is_shared(signals)
+        counted = dict(values)
+        if shared_domain:  # gmail.com is the hottest key of all and says nothing: not counted
+            counted.update(email_domain=None, local_template=None)
+        counts = queries.history_counts(counted, email=signup.email, windows=spans, end=at, cap=cap, session=session)
+        first_seen = None
+        if keys.email_domain and not shared_domain:
+            first_seen = queries.first_seen("email_domain", keys.email_domain, before=at, session=session)
+        record = {}
+        for name, column in self.REPUTATION_KEYS:
+            value = values.get(column)
+            if value is None or (name == "email_domain" and shared_domain):
+                continue
+            evidence = queries.reputation_evidence(
+                column, value, before=at, sample=int(limits["reputation_sample"]), session=session
+            )
+            record[name] = history.reputation(evidence, at=at, limits=limits)
+        shown_keys = {
+            "email_canonical": keys.email_canonical,
+            "email_domain": keys.email_domain,
+            "local_template": keys.local_template,
+            "phone": keys.phone_e164,
+            "phone_block": keys.phone_block,
+            "ip": keys.ip,
+            "ip_network": keys.ip_network,
+            "asn": keys.asn,
+            "device": keys.device_id,
+        }
+        signals["history"] = {
+            "windows": spans,
+            "cap": cap,
+            "keys": {name: value for name, value in shown_keys.items() if value is not None},
+            "counts": counts,
+            "capped": sorted(f"{name}.{window}" for name, by in counts.items() for window, n in by.items() if n >= cap),
+            "email_domain_first_seen_days": (
+                None if first_seen is None else round((at - first_seen).total_seconds() / history.DAY, 2)
+            ),
+            "reputation": record,
+        }
+
     # -- the whole assessment ----------------------------------------------------------
 
     def assess(
@@ -204,6 +256,7 @@ class Assessor:
         gathered = self.gather(signup)
         snapshot = self.snapshots.current(session=session)
         self.match_lists(gathered, signup, snapshot.lists, now=now)
+        self.add_history(gathered, signup, snapshot.policy, session=session)
         decision = judge(gathered.signals, snapshot.policy)
         keys = gathered.keys
         row = Assessment(

@@ -1,7 +1,9 @@
-"""/v1/assessments: judge a signup, read a stored verdict."""
+"""/v1/assessments: judge a signup, read, search and correct stored verdicts, show their cluster."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from datetime import datetime, timezone
@@ -13,9 +15,22 @@ from verify import metrics
 from verify.api.auth import current_key, requires_scope
 from verify.api.bodies import parse, read_json
 from verify.api.context import db_session, services
-from verify.api.schemas import SignupIn, assessment_json
+from verify.api.schemas import (
+    FeedbackIn,
+    RelatedIn,
+    SearchIn,
+    SignupIn,
+    assessment_json,
+    feedback_json,
+    parse_rfc3339,
+    related_json,
+)
 from verify.assessing import Signup
+from verify.engine import identity
+from verify.engine.email import EmailInvalid, parse_email
+from verify.engine.reasons import CATALOGUE
 from verify.errors import Conflict, InvalidInput
+from verify.intel.providers import Providers
 from verify.store import queries
 
 bp = Blueprint("assessments", __name__, url_prefix="/v1/assessments")
@@ -72,7 +87,108 @@ def create():
     return assessment_json(row), 201
 
 
+
+
 @bp.get("/<assessment_id>")
 @requires_scope("assess", "admin")
 def read(assessment_id: str):
-    return assessment_json(queries.get_assessment(assessment_id, session=db_session()))
+    session = db_session()
+    row = queries.get_assessment(assessment_id, session=session)
+    return assessment_json(row, feedback=queries.feedback_for([row.id], session=session)[row.id])
+
+
+# -- search ------------------------------------------------------------------------------
+
+RELATED_COUNT_CAP = 10_000
+
+
+def bad_query(field: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+def encode_cursor(position: tuple[datetime, int] | None) -> str | None:
+    if position is None:
+        return None
+    at, seq = position
+    raw = json.dumps([at.astimezone(timezone.utc).isoformat(), seq], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        at, seq = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        moment = parse_rfc3339(at)
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise bad_query("cursor", "not a cursor this service gave out") from None
+    return moment, seq
+
+
+def search_filter(query: SearchIn, providers: Providers) -> queries.AssessmentFilter:
+    """The query, normalised with the same functions that made the stored keys."""
+    found: dict = {"verdict": query.verdict, "device_id": query.device_id, "since": query.since, "until": query.until}
+    try:
+        if query.email is not None:
+            parsed = parse_email(query.email)
+            found["email_canonical"] = providers.canonical_email(parsed.local, parsed.ascii_domain)
+    except EmailInvalid as error:
+        raise bad_query("email", str(error)) from None
+    try:
+        if query.email_domain is not None:
+            found["email_domain"] = parse_email(f"x@{query.email_domain.strip()}").ascii_domain
+    except EmailInvalid:
+        raise bad_query("email_domain", "not a valid domain") from None
+    if query.ip is not None:
+        try:
+            kind, values = identity.ip_filter(query.ip)
+        except ValueError as error:
+            raise bad_query("ip", str(error)) from None
+        found["ips" if kind == "ip" else "ip_networks"] = values
+    if query.phone is not None:
+        found["phone_e164"], _ = identity.phone_keys(query.phone)
+        if found["phone_e164"] is None:
+            raise bad_query("phone", "not a phone number in E.164 form (+14155550123)")
+    if query.reason is not None and query.reason not in CATALOGUE:
+        raise bad_query("reason", "unknown reason code")
+    found["reason"] = query.reason
+    return queries.AssessmentFilter(**found)
+
+
+@bp.get("")
+@requires_scope("admin")
+def search():
+    query = parse(SearchIn, request.args.to_dict())
+    filters = search_filter(query, services().assessor.providers)
+    after = decode_cursor(query.cursor) if query.cursor else None
+    session = db_session()
+    rows, position = queries.search_assessments(filters, limit=query.limit, after=after, session=session)
+    feedback = queries.feedback_for([row.id for row in rows], session=session)
+    return {"items": [assessment_json(row, feedback=feedback[row.id]) for row in rows], "next_cursor": encode_cursor(position)}
+
+
+# -- feedback and clusters ---------------------------------------------------------------
+
+@bp.post("/<assessment_id>/feedback")
+@requires_scope("assess", "admin")
+def give_feedback(assessment_id: str):
+    body = parse(FeedbackIn, read_json())
+    session = db_session()
+    row = queries.get_assessment(assessment_id, session=session)
+    stored = queries.add_feedback(row, **body.model_dump(), actor=current_key().name, session=session)
+    session.commit()
+    return feedback_json(stored), 201
+
+
+@bp.get("/<assessment_id>/related")
+@requires_scope("admin")
+def related(assessment_id: str):
+    query = parse(RelatedIn, request.args.to_dict())
+    session = db_session()
+    row = queries.get_assessment(assessment_id, session=session)
+    providers = services().assessor.providers
+    # A free-mail or relay domain is shared by millions of strangers: not a cluster.
+    domain = row.email_domain or ""
+    skip = ("email_domain",) if providers.is_free(domain) or providers.is_relay(domain) or domain in providers.rules else ()
+    groups = queries.related_assessments(row, limit=query.limit, count_cap=RELATED_COUNT_CAP, skip=skip, session=session)
+    return related_json(row.id, groups)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from verify.store.models import Assessment
+from verify.store.models import Assessment, Feedback
+from verify.store.queries import RelatedGroup
 
 METADATA_LIMIT = 4096
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -94,9 +95,9 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def assessment_json(row: Assessment) -> dict[str, Any]:
-    """An assessment as the API shows it."""
-    return {
+def assessment_json(row: Assessment, *, feedback: list[Feedback] | None = None) -> dict[str, Any]:
+    """An assessment as the API shows it; with its feedback when the caller read it."""
+    shown = {
         "id": row.id,
         "verdict": row.verdict,
         "score": row.score,
@@ -115,4 +116,95 @@ def assessment_json(row: Assessment) -> dict[str, Any]:
             "external_id": row.external_id,
             "metadata": row.metadata_,
         },
+    }
+    if feedback is not None:
+        shown["feedback"] = [feedback_json(item) for item in feedback]
+    return shown
+
+
+# -- search, feedback, clusters ----------------------------------------------------------
+
+def no_nul(value: Any) -> Any:
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+class SearchIn(BaseModel):
+    """The query of GET /v1/assessments, before normalisation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return no_nul(value)
+
+    verdict: Literal["allow", "challenge", "deny"] | None = None
+    email: text(512) | None = None
+    email_domain: text(255) | None = None
+    ip: text(64) | None = None
+    phone: text(64) | None = None
+    device_id: text(256) | None = None
+    reason: text(64) | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: text(200) | None = None
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _moment(cls, value: Any) -> datetime | None:
+        return None if value is None else parse_rfc3339(value)
+
+
+class RelatedIn(BaseModel):
+    """The query of GET /v1/assessments/{id}/related."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class FeedbackIn(BaseModel):
+    """The body of POST /v1/assessments/{id}/feedback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: Literal["fraud", "legitimate"]
+    source: Literal["challenge", "review", "chargeback", "other"] = "other"
+    note: text(1000) | None = None
+
+    @field_validator("note", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return no_nul(value)
+
+
+def feedback_json(row: Feedback) -> dict[str, Any]:
+    return {
+        "assessment_id": row.assessment_id,
+        "label": row.label,
+        "source": row.source,
+        "note": row.note,
+        "created_at": timestamp(row.created_at),
+    }
+
+
+def related_json(assessment_id: str, groups: list[RelatedGroup]) -> dict[str, Any]:
+    return {
+        "id": assessment_id,
+        "groups": [
+            {
+                "shared": group.shared,
+                "value": group.value,
+                "count": group.count,
+                "items": [
+                    {"id": item.id, "email": item.email, "verdict": item.verdict, "occurred_at": timestamp(item.occurred_at)}
+                    for item in group.items
+                ],
+            }
+            for group in groups
+        ],
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from verify.engine import email, lists, network, phone
+from verify.engine import email, history, lists, network, phone
 from verify.engine.models import Check, Decision, Reason, Signals, Verdict
 from verify.engine.policy import Policy
 
@@ -12,6 +12,7 @@ CHECKS: tuple[Check, ...] = (
     *phone.CHECKS,
     *network.CHECKS,
     *lists.CHECKS,
+    *history.CHECKS,
 )
 
 
@@ -27,7 +28,8 @@ def judge(signals: Signals, policy: Policy, *, checks: tuple[Check, ...] = CHECK
     """Score what the signals show under a policy.
 
     A deny-list match wins over everything; otherwise an allow-list match wins over the
-    score; a challenge-list match asks for at least a challenge.
+    score; a challenge-list match asks for at least a challenge. Volume reasons alone, on a
+    network with no hosting or proxy flag, lift the score to just below deny at most.
     """
     found = [finding for check in checks for finding in check(signals, policy)]
     reasons = sorted(
@@ -35,6 +37,9 @@ def judge(signals: Signals, policy: Policy, *, checks: tuple[Check, ...] = CHECK
         key=lambda reason: -reason.points,
     )
     score = max(0, min(100, sum(reason.points for reason in reasons)))
+    ceiling = history.volume_ceiling(signals, reasons, policy)
+    if ceiling is not None:  # volume alone on a clean network: at most a challenge
+        score = max(0, min(score, ceiling))
     codes = {reason.code for reason in reasons}
     verdict = verdict_for(score, policy)
     if "list.deny" in codes:

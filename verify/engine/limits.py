@@ -1,9 +1,83 @@
-"""History limits that the policy may tune: how many earlier signups per key are normal."""
+"""History limits that the policy may tune: windows, how many earlier signups per key are normal, reputation.
+
+Counts are of earlier signups (occurred_at strictly before the one judged) in a window ending
+at its occurred_at. A count limit is the count at or above which a reason fires. The windows
+are measured when the signup is assessed; the other limits are read again when stored signals
+are re-judged (policy simulation), so a simulated policy can move them but not the windows.
+"""
 
 from __future__ import annotations
 
-# name -> default; every limit is a count of earlier signups in a window ending at occurred_at.
-DEFAULT_LIMITS: dict[str, int] = {}
+DAY = 86_400
+
+# name -> default
+DEFAULT_LIMITS: dict[str, int] = {
+    # the three sliding windows (seconds) and how far any one count goes
+    "window_short_seconds": 3_600,
+    "window_medium_seconds": DAY,
+    "window_long_seconds": 30 * DAY,
+    "count_cap": 1_000,
+    # one identity behind many accounts (long window)
+    "email_canonical_reuse": 1,  # earlier signups of the same mailbox under another spelling
+    "phone_reuse": 1,  # earlier signups with this number for another mailbox
+    "device_reuse": 2,  # earlier signups on this device for other mailboxes (a shared family laptop is 1)
+    # consecutive numbers: earlier signups from other numbers of one 1000-number block
+    "phone_block_short": 3,
+    "phone_block_medium": 5,
+    "phone_block_long": 10,
+    # one address, one network (/24, /64), one ASN
+    "ip_short": 10,
+    "ip_medium": 30,
+    "ip_network_short": 20,
+    "ip_network_medium": 60,
+    "asn_short": 50,
+    "asn_burst_ratio": 4,  # the short count must also be this many times the ASN's usual rate
+    "cellular_limit_factor": 10,  # carrier NAT puts thousands behind one address: limits times this
+    # email domains and templates (never for free-mail or relay domains)
+    "email_domain_short": 10,
+    "email_domain_medium": 20,
+    "email_domain_long": 40,  # for a young domain only: slow-and-low campaigns
+    "email_domain_new_days": 14,  # a domain first seen fewer days ago is young
+    "email_domain_burst_ratio": 5,  # an established domain bursts at this many times its daily average
+    "pattern_medium": 5,  # earlier local parts of one generated template on one domain
+    "pattern_long": 10,
+    # reputation from stored verdicts and feedback, decayed
+    "reputation_half_life_days": 30,
+    "reputation_sample": 200,  # most recent earlier assessments read per key
+    "reputation_feedback_weight": 3,  # one feedback outweighs this many verdicts
+    "reputation_min_fraud": 3,  # decayed fraud evidence a key needs before its record counts
+    "reputation_fraud_percent": 50,  # share of the evidence that is fraud
+}
 
 # name -> (lowest, highest) value a policy may set.
-LIMIT_RANGES: dict[str, tuple[int, int]] = {}
+LIMIT_RANGES: dict[str, tuple[int, int]] = {
+    "window_short_seconds": (60, DAY),
+    "window_medium_seconds": (3_600, 7 * DAY),
+    "window_long_seconds": (DAY, 180 * DAY),
+    "count_cap": (10, 100_000),
+    "email_canonical_reuse": (1, 1_000),
+    "phone_reuse": (1, 1_000),
+    "device_reuse": (1, 1_000),
+    "phone_block_short": (1, 100_000),
+    "phone_block_medium": (1, 100_000),
+    "phone_block_long": (1, 100_000),
+    "ip_short": (1, 100_000),
+    "ip_medium": (1, 100_000),
+    "ip_network_short": (1, 100_000),
+    "ip_network_medium": (1, 100_000),
+    "asn_short": (1, 100_000),
+    "asn_burst_ratio": (1, 100),
+    "cellular_limit_factor": (1, 1_000),
+    "email_domain_short": (1, 100_000),
+    "email_domain_medium": (1, 100_000),
+    "email_domain_long": (1, 100_000),
+    "email_domain_new_days": (0, 3_650),
+    "email_domain_burst_ratio": (1, 100),
+    "pattern_medium": (1, 100_000),
+    "pattern_long": (1, 100_000),
+    "reputation_half_life_days": (1, 3_650),
+    "reputation_sample": (10, 5_000),
+    "reputation_feedback_weight": (1, 100),
+    "reputation_min_fraud": (1, 100_000),
+    "reputation_fraud_percent": (1, 100),
+}

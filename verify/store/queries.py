@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from verify.engine.lists import DISPOSABLE_LIST, ListEntryValue
 from verify.errors import Conflict, NotFound
-from verify.store.models import ApiKey, Assessment, AuditEvent, Feedback, ListDef, ListEntry, PolicyVersion, Stamp
+from verify.store.models import ApiKey, Assessment, AuditEvent, Feedback, ListDef, ListEntry, PolicyVersion, Stamp, UTCDateTime
 
 LISTS_STAMP = "lists"
 POLICY_STAMP = "policy"
@@ -192,6 +195,8 @@ def save_assessment(row: Assessment, *, session: Session) -> Assessment:
 
 
 def get_assessment(assessment_id: str, *, session: Session) -> Assessment:
+    if "\x00" in assessment_id:  # no id holds one, and PostgreSQL refuses it in a query
+        raise NotFound(f"no assessment with id {assessment_id!r}")
     row = session.exec(select(Assessment).where(Assessment.id == assessment_id)).first()
     if row is None:
         raise NotFound(f"no assessment with id {assessment_id!r}")
@@ -491,3 +496,284 @@ def delete_assessments(ids: list[str], *, session: Session) -> tuple[int, int]:
         feedback += session.execute(sa.delete(Feedback).where(col(Feedback.assessment_id).in_(chunk))).rowcount
         assessments += session.execute(sa.delete(Assessment).where(col(Assessment.id).in_(chunk))).rowcount
     return assessments, feedback
+
+
+
+# -- history: capped counts of earlier signups per key and window -------------------------
+
+ASSESSMENT = Assessment.__table__.c
+
+
+def _earlier(conditions: list, *, start: Any, end: Any, cap: int, distinct: str | None = None):
+    """How many rows (or distinct values of a column) match, over a LIMIT-capped subquery.
+
+    A hot key costs at most `cap` index entries however large the table grows.
+    """
+    picked = ASSESSMENT[distinct].label("value") if distinct else sa.literal(1).label("value")
+    capped = (
+        sa.select(picked)
+        .select_from(Assessment.__table__)
+        .where(*conditions, ASSESSMENT.occurred_at >= start, ASSESSMENT.occurred_at < end)
+        .limit(cap)
+        .subquery()
+    )
+    counted = sa.func.count(sa.distinct(capped.c.value)) if distinct else sa.func.count()
+    return sa.select(counted).select_from(capped).scalar_subquery()
+
+
+# A phone or device is counted by the other mailboxes it signed up, a block by its other numbers.
+DISTINCT_COUNTS = {"phone": "email_canonical", "device": "email_canonical", "phone_block": "phone_e164"}
+
+
+def _param(name: str):
+    return sa.bindparam(name, type_=sa.String() if name != "asn" else sa.BigInteger())
+
+
+# key -> (conditions with bind parameters, the parameters it needs from the keys)
+HISTORY_KEYS: dict[str, tuple[list, tuple[str, ...]]] = {
+    "email_canonical": ([ASSESSMENT.email_canonical == _param("email_canonical")], ("email_canonical",)),
+    # Case is how people type, not how farms alias: only another spelling counts as a variant.
+    "email_variants": (
+        [ASSESSMENT.email_canonical == _param("email_canonical"), sa.func.lower(ASSESSMENT.email) != sa.func.lower(_param("email"))],
+        ("email_canonical", "email"),
+    ),
+    "email_domain": ([ASSESSMENT.email_domain == _param("email_domain")], ("email_domain",)),
+    "local_template": (
+        [ASSESSMENT.local_template == _param("local_template"), ASSESSMENT.email_domain == _param("email_domain")],
+        ("local_template", "email_domain"),
+    ),
+    "phone": (
+        [ASSESSMENT.phone_e164 == _param("phone_e164"), sa.func.coalesce(ASSESSMENT.email_canonical, "") != _param("other_mailbox")],
+        ("phone_e164",),
+    ),
+    "phone_block": (
+        [ASSESSMENT.phone_block == _param("phone_block"), sa.func.coalesce(ASSESSMENT.phone_e164, "") != _param("other_number")],
+        ("phone_block",),
+    ),
+    "ip": ([ASSESSMENT.ip == _param("ip")], ("ip",)),
+    "ip_network": ([ASSESSMENT.ip_network == _param("ip_network")], ("ip_network",)),
+    "asn": ([ASSESSMENT.asn == _param("asn")], ("asn",)),
+    "device": (
+        [ASSESSMENT.device_id == _param("device_id"), sa.func.coalesce(ASSESSMENT.email_canonical, "") != _param("other_mailbox")],
+        ("device_id",),
+    ),
+}
+WINDOW_NAMES = ("short", "medium", "long")
+
+
+@functools.lru_cache(maxsize=256)
+def _history_statement(names: tuple[str, ...], cap: int) -> sa.Select:
+    """One SELECT of capped counts for these keys; built once per shape, so the compiled form is reused."""
+    columns = []
+    for name in names:
+        conditions, _ = HISTORY_KEYS[name]
+        windows = ("long",) if name == "email_variants" else WINDOW_NAMES
+        for window in windows:
+            start = sa.bindparam(f"start_{window}", type_=UTCDateTime())
+            count = _earlier(conditions, start=start, end=sa.bindparam("end", type_=UTCDateTime()), cap=cap, distinct=DISTINCT_COUNTS.get(name))
+            columns.append(count.label(f"{name}__{window}"))
+    return sa.select(*columns)
+
+
+def history_counts(
+    keys: Mapping[str, Any],
+    *,
+    email: str,
+    windows: Mapping[str, int],
+    end: datetime,
+    cap: int,
+    session: Session,
+) -> dict[str, dict[str, int]]:
+    """Earlier signups (occurred_at before `end`) per key and window, each at most `cap`, in one round trip.
+
+    Only the keys this signup has are counted; `keys` uses the Assessment column names.
+    """
+    names = tuple(name for name, (_, needs) in HISTORY_KEYS.items() if all(keys.get(need) is not None for need in needs if need != "email"))
+    if not names:
+        return {}
+    params: dict[str, Any] = {column: keys.get(column) for column in ("email_canonical", "email_domain", "local_template", "phone_e164", "phone_block", "ip", "ip_network", "asn", "device_id")}
+    params.update(
+        email=email,
+        other_mailbox=keys.get("email_canonical") or "",
+        other_number=keys.get("phone_e164") or "",
+        end=end,
+        **{f"start_{window}": end - timedelta(seconds=windows[window]) for window in WINDOW_NAMES},
+    )
+    row = session.execute(_history_statement(names, cap), params).one()
+    counts: dict[str, dict[str, int]] = {}
+    for label, value in row._mapping.items():
+        name, window = label.rsplit("__", 1)
+        counts.setdefault(name, {})[window] = int(value)
+    return counts
+
+
+def first_seen(column: str, value: Any, *, before: datetime, session: Session) -> datetime | None:
+    """When a key first appeared in the history before `before` (one index seek)."""
+    return session.execute(
+        sa.select(ASSESSMENT.occurred_at)
+        .where(ASSESSMENT[column] == value, ASSESSMENT.occurred_at < before)
+        .order_by(ASSESSMENT.occurred_at)
+        .limit(1)
+    ).scalar()
+
+
+@functools.lru_cache(maxsize=64)
+def _reputation_statement(column: str, sample: int) -> sa.Select:
+    before = sa.bindparam("before", type_=UTCDateTime())
+    recent = (
+        sa.select(ASSESSMENT.id, ASSESSMENT.occurred_at, ASSESSMENT.verdict)
+        .where(ASSESSMENT[column] == _param(column), ASSESSMENT.occurred_at < before)
+        .order_by(ASSESSMENT.occurred_at.desc())
+        .limit(sample)
+        .subquery()
+    )
+    feedback = Feedback.__table__.c
+    return (
+        sa.select(recent.c.id, recent.c.occurred_at, recent.c.verdict, feedback.label, feedback.created_at, feedback.id)
+        .select_from(recent)
+        .outerjoin(Feedback.__table__, sa.and_(feedback.assessment_id == recent.c.id, feedback.created_at <= before))
+    )
+
+
+def reputation_evidence(
+    column: str, value: Any, *, before: datetime, sample: int, session: Session
+) -> list[tuple[datetime, str, str | None]]:
+    """(occurred_at, verdict, latest feedback label) of the most recent `sample` earlier signups sharing a key.
+
+    Feedback counts only if it was given by `before`: a replay then sees what live traffic saw.
+    """
+    rows = session.execute(_reputation_statement(column, sample), {column: value, "before": before})
+    evidence: dict[str, tuple[datetime, str, str | None, tuple]] = {}
+    for assessment_id, occurred_at, verdict, label, given_at, feedback_id in rows:
+        order = (given_at, feedback_id) if label else (None, None)
+        held = evidence.get(assessment_id)
+        if held is None or (label and (held[3][0] is None or order > held[3])):
+            evidence[assessment_id] = (occurred_at, verdict, label, order)
+    return [(occurred_at, verdict, label) for occurred_at, verdict, label, _ in evidence.values()]
+
+
+# -- feedback ----------------------------------------------------------------------------
+
+def add_feedback(
+    assessment: Assessment, *, label: str, source: str, note: str | None, actor: str, session: Session
+) -> Feedback:
+    row = Feedback(assessment_id=assessment.id, label=label, source=source, note=note, actor=actor, created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def feedback_for(assessment_ids: Iterable[str], *, session: Session) -> dict[str, list[Feedback]]:
+    """Feedback per assessment, oldest first, for a page of assessments."""
+    ids = list(dict.fromkeys(assessment_ids))
+    found: dict[str, list[Feedback]] = {assessment_id: [] for assessment_id in ids}
+    for chunk_start in range(0, len(ids), 500):
+        chunk = ids[chunk_start:chunk_start + 500]
+        for row in session.exec(
+            select(Feedback).where(col(Feedback.assessment_id).in_(chunk)).order_by(Feedback.created_at, Feedback.id)
+        ):
+            found[row.assessment_id].append(row)
+    return found
+
+
+# -- search and clusters -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AssessmentFilter:
+    """Already-normalised search filters; None means any."""
+
+    verdict: str | None = None
+    email_canonical: str | None = None
+    email_domain: str | None = None
+    ips: tuple[str, ...] | None = None
+    ip_networks: tuple[str, ...] | None = None
+    phone_e164: str | None = None
+    device_id: str | None = None
+    reason: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_assessments(
+    filters: AssessmentFilter, *, limit: int, after: tuple[datetime, int] | None, session: Session
+) -> tuple[list[Assessment], tuple[datetime, int] | None]:
+    """A page of assessments, newest first, and the position to continue after (None at the end)."""
+    query = select(Assessment)
+    equal = {
+        "verdict": filters.verdict,
+        "email_canonical": filters.email_canonical,
+        "email_domain": filters.email_domain,
+        "phone_e164": filters.phone_e164,
+        "device_id": filters.device_id,
+    }
+    for name, value in equal.items():
+        if value is not None:
+            query = query.where(ASSESSMENT[name] == value)
+    if filters.ips is not None:
+        query = query.where(col(Assessment.ip).in_(filters.ips))
+    if filters.ip_networks is not None:
+        query = query.where(col(Assessment.ip_network).in_(filters.ip_networks))
+    if filters.reason is not None:
+        # Reasons are stored as a JSON list; a quoted code cannot occur inside a JSON-escaped detail.
+        query = query.where(sa.cast(ASSESSMENT.reasons, sa.Text).like(f'%"{_like_literal(filters.reason)}"%', escape="\\"))
+    if filters.since is not None:
+        query = query.where(Assessment.occurred_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Assessment.occurred_at < filters.until)
+    if after is not None:
+        at, seq = after
+        query = query.where(sa.or_(Assessment.occurred_at < at, sa.and_(Assessment.occurred_at == at, col(Assessment.seq) < seq)))
+    query = query.order_by(col(Assessment.occurred_at).desc(), col(Assessment.seq).desc()).limit(limit + 1)
+    rows = list(session.exec(query))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], (last.occurred_at, last.seq)
+
+
+# shared -> column of the Related schema's groups, in the order they are shown.
+RELATED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("email_canonical", "email_canonical"),
+    ("phone", "phone_e164"),
+    ("device_id", "device_id"),
+    ("ip", "ip"),
+    ("ip_network", "ip_network"),
+    ("email_domain", "email_domain"),
+)
+
+
+@dataclass(frozen=True)
+class RelatedGroup:
+    shared: str
+    value: str
+    count: int
+    items: list[Any]
+
+
+def related_assessments(
+    row: Assessment, *, limit: int, count_cap: int, skip: Iterable[str] = (), session: Session
+) -> list[RelatedGroup]:
+    """The other assessments sharing each of the row's keys: a capped count and the newest `limit`."""
+    groups = []
+    skipped = set(skip)
+    for shared, column in RELATED_COLUMNS:
+        value = getattr(row, column)
+        if value is None or shared in skipped:
+            continue
+        same = [ASSESSMENT[column] == value, ASSESSMENT.id != row.id]
+        capped = sa.select(sa.literal(1)).select_from(Assessment.__table__).where(*same).limit(count_cap).subquery()
+        total = session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
+        if total == 0:
+            continue
+        items = session.execute(
+            sa.select(ASSESSMENT.id, ASSESSMENT.email, ASSESSMENT.verdict, ASSESSMENT.occurred_at)
+            .where(*same)
+            .order_by(ASSESSMENT.occurred_at.desc(), ASSESSMENT.seq.desc())
+            .limit(limit)
+        ).all()
+        groups.append(RelatedGroup(shared=shared, value=str(value), count=total, items=list(items)))
+    return groups

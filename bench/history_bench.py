@@ -1,0 +1,204 @@
+"""Does the cost of an assessment grow with the history? Time assessments over 10,000 and 1,000,000 stored ones.
+
+Run on demand (not part of the suite):
+
+    .venv/bin/python bench/history_bench.py                      # SQLite files in a temporary directory
+    .venv/bin/python bench/history_bench.py --database-url postgresql://postgres@127.0.0.1:5432/bench
+
+The synthetic history arrives at one steady rate (10,000 signups a day), so a bigger table is a
+longer past, as in production; it has hot keys on purpose: a third of all signups from one ASN,
+half of them on gmail.com, a busy carrier /24. Each run assesses the same signups through
+`Assessor.assess` (history counts, first seen, reputation, judge, insert) right after the stored
+history ends, and reports the median and 95th percentile; the target is a ratio within 1.2x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from verify.app import default_policy  # noqa: E402
+from verify.assessing import Assessor, Signup  # noqa: E402
+from verify.engine import identity  # noqa: E402
+from verify.engine.reasons import default_points  # noqa: E402
+from verify.intel.dns import NullMxChecker  # noqa: E402
+from verify.intel.providers import Providers, disposable_seed  # noqa: E402
+from verify.settings import Settings  # noqa: E402
+from verify.store.bootstrap import bootstrap  # noqa: E402
+from verify.store.database import Database  # noqa: E402
+from verify.store.models import Assessment  # noqa: E402
+from verify.store.snapshots import Snapshots  # noqa: E402
+
+PER_DAY = 10_000
+END = datetime(2026, 6, 1, tzinfo=timezone.utc)
+HOT_ASN, CARRIER_NET = 64500, "100.64.7"
+
+
+def synthetic_signup(rng: random.Random, n: int) -> dict:
+    """One stored signup's keys: hot ASN and carrier network, gmail, corporate domains, phones."""
+    roll = rng.random()
+    if roll < 0.05:
+        ip = f"{CARRIER_NET}.{rng.randint(1, 8)}"
+        asn = HOT_ASN
+    elif roll < 0.33:
+        ip = f"81.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        asn = HOT_ASN
+    else:
+        ip = f"{rng.randint(11, 99)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        asn = rng.randint(1000, 1500)
+    if rng.random() < 0.5:
+        domain, local = "gmail.com", f"user{n}"
+    else:
+        domain, local = f"company{rng.randint(1, 3000)}.example", f"staff.{rng.choice('abcdefgh')}{n % 997}"
+    email = f"{local}@{domain}"
+    canonical = email.replace(".", "", local.count(".")) if domain == "gmail.com" else email
+    phone = f"+1{rng.randint(2000000000, 9999999999)}" if rng.random() < 0.4 else None
+    return {
+        "email": email,
+        "email_canonical": canonical,
+        "email_domain": domain,
+        "local_template": identity.local_template(canonical.split("@")[0]),
+        "phone": phone,
+        "phone_e164": phone,
+        "phone_block": phone[:-3] if phone else None,
+        "ip": ip,
+        "ip_network": identity.ip_network(ip),
+        "asn": asn,
+        "device_id": f"dev-{rng.randint(0, 5 * PER_DAY)}",
+    }
+
+
+def fill(database: Database, size: int, *, seed: int = 7) -> None:
+    """Bulk-insert `size` assessments ending at END, PER_DAY a day, with executemany in chunks."""
+    rng = random.Random(seed)
+    span = timedelta(days=size / PER_DAY)
+    table = Assessment.__table__
+    chunk: list[dict] = []
+    started = time.perf_counter()
+    with database.engine.begin() as connection:
+        for n in range(size):
+            occurred_at = END - span + span * (n / size)
+            keys = synthetic_signup(rng, n)
+            verdict = "deny" if rng.random() < 0.03 else "allow"
+            chunk.append({
+                "id": str(uuid.UUID(int=rng.getrandbits(128))), "created_at": occurred_at, "occurred_at": occurred_at,
+                "verdict": verdict, "score": 0, "policy_version": 1, "api_key_id": None, "idempotency_key": None,
+                "request_hash": None, "country": None, "user_agent": None, "external_id": None, "metadata": None,
+                "reasons": [], "signals": {}, **keys,
+            })
+            if len(chunk) == 20_000:
+                connection.execute(table.insert(), chunk)
+                chunk.clear()
+        if chunk:
+            connection.execute(table.insert(), chunk)
+    if database.dialect == "sqlite":
+        with database.engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE")
+    else:
+        with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("ANALYZE assessments")
+    print(f"  inserted {size:,} rows in {time.perf_counter() - started:.1f}s", flush=True)
+
+
+def probes(count: int) -> list[Signup]:
+    """The signups timed: the same for every size, hitting hot keys and cold ones."""
+    rng = random.Random(99)
+    signups = []
+    for n in range(count):
+        keys = synthetic_signup(rng, 10_000_000 + n)
+        signups.append(Signup(
+            email=keys["email"], phone=keys["phone"], ip=keys["ip"], device_id=keys["device_id"],
+            occurred_at=END + timedelta(seconds=n),
+        ))
+    return signups
+
+
+class BenchAssessor(Assessor):
+    """Sets the ASN as the GeoIP reader will, so that the hot ASN is counted; times the history lookups."""
+
+    history_ms: list[float]
+
+    def add_history(self, *args, **kwargs):
+        started = time.perf_counter()
+        super().add_history(*args, **kwargs)
+        self.history_ms.append((time.perf_counter() - started) * 1000)
+
+    def gather(self, signup):
+        gathered = super().gather(signup)
+        if signup.ip:
+            gathered.keys.asn = HOT_ASN if signup.ip.startswith(("81.", CARRIER_NET)) else int(signup.ip.split(".")[0]) + 1000
+        return gathered
+
+
+def time_assessments(database: Database, signups: list[Signup], settings: Settings) -> tuple[list[float], list[float]]:
+    """Milliseconds per whole assessment, and per history lookup (counts, first seen, reputation)."""
+    assessor = BenchAssessor(
+        providers=Providers.load(settings.data_dir), mx_checker=NullMxChecker(), snapshots=Snapshots(base_points=default_points())
+    )
+    assessor.history_ms = []
+    timings = []
+    for index, signup in enumerate(signups):
+        with database.transaction() as session:
+            started = time.perf_counter()
+            assessor.assess(signup, session=session, now=END + timedelta(hours=1))
+            session.flush()
+            elapsed = time.perf_counter() - started
+        if index >= 20:  # the first ones warm caches and the policy snapshot
+            timings.append(elapsed * 1000)
+    return timings, assessor.history_ms[20:]
+
+
+def prepare(url: str, settings: Settings) -> Database:
+    database = Database(url)
+    if database.dialect != "sqlite":
+        with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("DROP SCHEMA public CASCADE")
+            connection.exec_driver_sql("CREATE SCHEMA public")
+    database.upgrade()
+    with database.transaction() as session:
+        bootstrap(session=session, default_policy=default_policy(settings), disposable=disposable_seed())
+    return database
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--assessments", type=int, default=300)
+    parser.add_argument("--database-url", help="PostgreSQL URL (its public schema is dropped!); default: SQLite files")
+    args = parser.parse_args()
+    settings = Settings()
+    signups = probes(args.assessments + 20)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            url = args.database_url or f"sqlite:///{tmp}/bench-{size}.db"
+            print(f"{size:,} stored assessments ({url.split(':')[0]})", flush=True)
+            database = prepare(url, settings)
+            fill(database, size)
+            timings, lookups = time_assessments(database, signups, settings)
+            database.dispose()
+            results[size] = (statistics.median(timings), statistics.median(lookups))
+            print(
+                f"  per assessment: median {results[size][0]:.2f} ms, p95 {statistics.quantiles(timings, n=20)[18]:.2f} ms; "
+                f"history lookups: median {results[size][1]:.2f} ms, over {len(timings)}",
+                flush=True,
+            )
+    if len(results) >= 2:
+        small, large = min(results), max(results)
+        whole, lookups = (results[large][i] / results[small][i] for i in (0, 1))
+        print(f"ratio {large:,} / {small:,}: whole assessment {whole:.2f}x, history lookups {lookups:.2f}x (target within 1.2x)")
+
+
+if __name__ == "__main__":
+    main()
