@@ -70,14 +70,14 @@ CASES = [
     ("phone-block-burst", signals(counts={"phone_block": w(3)}), {"phone.range_burst"}),
     ("phone-block-slow", signals(counts={"phone_block": w(0, 1, 10)}), {"phone.range_burst"}),
     ("phone-block-quiet", signals(counts={"phone_block": w(1, 2, 4)}), set()),
-    ("device-two-other-mailboxes", signals(counts={"device": w(0, 0, 2)}), {"device.reuse"}),
-    ("device-shared-by-two", signals(counts={"device": w(0, 0, 1)}), set()),
+    ("device-three-other-mailboxes", signals(counts={"device": w(0, 0, 3)}), {"device.reuse"}),
+    ("device-shared-by-a-family", signals(counts={"device": w(0, 0, 2)}), set()),
     ("ip-hour", signals(counts={"ip": w(10)}), {"ip.velocity"}),
     ("ip-day", signals(counts={"ip": w(2, 30)}), {"ip.velocity"}),
     ("ip-below", signals(counts={"ip": w(9, 29)}), set()),
     ("network", signals(counts={"ip_network": w(20)}), {"ip.network_velocity"}),
-    ("cellular-network-not-yet", signals(ip={"connection_type": "Cellular"}, counts={"ip_network": w(150), "ip": w(60)}), set()),
-    ("cellular-network-at-ten-times", signals(ip={"connection_type": "Cellular"}, counts={"ip": w(100)}), {"ip.velocity"}),
+    ("cellular-network-not-yet", signals(ip={"connection_type": "Cellular"}, counts={"ip_network": w(59), "ip": w(29)}), set()),
+    ("cellular-network-at-three-times", signals(ip={"connection_type": "Cellular"}, counts={"ip": w(30)}), {"ip.velocity"}),
     ("asn-burst", signals(counts={"asn": w(60, 70)}), {"ip.asn_velocity"}),
     ("asn-steady-big-isp", signals(counts={"asn": w(60, 60 * 24)}), set()),
     ("asn-usual-rate-unknown", signals(counts={"asn": w(60, 1000)}, capped=["asn.medium"]), set()),
@@ -110,7 +110,9 @@ def record(fraud: float, legitimate: float, sample: int = 20) -> dict:
      ("asn", "ip.asn_reputation"), ("device", "device.reputation")],
 )
 def test_reputation_checks(key, code):
-    assert code in fired(signals(reputation={key: record(4, 1)}))
+    # An ASN's record counts on a flagged network (or with fraud feedback: see below).
+    flagged = {"is_hosting_provider": True} if key == "asn" else {}
+    assert code in fired(signals(ip=flagged, reputation={key: record(4, 1)}))
     assert code not in fired(signals(reputation={key: record(2, 0)}))  # too little evidence
     assert code not in fired(signals(reputation={key: record(6, 10)}))  # mostly legitimate
 
@@ -125,7 +127,14 @@ def test_reputation_decays_and_feedback_outweighs_verdicts():
     month = history.reputation([(now - timedelta(days=30), "deny", None)], at=now, limits=DEFAULT_LIMITS)
     assert fresh["fraud"] == pytest.approx(1, abs=0.01) and month["fraud"] == pytest.approx(0.5, abs=0.01)
     told = history.reputation([(now, "allow", "fraud"), (now, "challenge", None), (now, "deny", "legitimate")], at=now, limits=DEFAULT_LIMITS)
-    assert told == {"fraud": 3.0, "legitimate": 3.0, "sample": 3}
+    assert told == {"fraud": 3.0, "legitimate": 3.0, "fraud_feedback": 3.0, "sample": 3}
+
+
+def test_asn_record_on_a_clean_network_needs_fraud_feedback():
+    verdicts_only = {"asn": {"fraud": 40.0, "legitimate": 1.0, "fraud_feedback": 0.0, "sample": 50}}
+    reported = {"asn": {"fraud": 40.0, "legitimate": 1.0, "fraud_feedback": 6.0, "sample": 50}}
+    assert "ip.asn_reputation" not in fired(signals(reputation=verdicts_only))
+    assert "ip.asn_reputation" in fired(signals(reputation=reported))
 
 
 # -- shared networks: volume alone never denies on a clean network ---------------------------

@@ -30,15 +30,29 @@ DAY = 86_400
 # they may ask for a challenge but never deny (see `volume_ceiling`).
 VOLUME_CODES = frozenset({"ip.velocity", "ip.network_velocity", "ip.asn_velocity", "email.domain_burst"})
 
+# Reasons that add weight but, like volume, an honest crowd can produce too: a campus or a
+# company whose addresses follow one naming scheme, or a network or domain whose record comes
+# from our own earlier verdicts (which volume itself may have caused). They never lift the
+# ceiling; a reputation record that includes fraud feedback from people does (see below).
+SOFT_CODES = frozenset({"email.pattern_burst", "email.domain_reputation", "ip.network_reputation", "ip.asn_reputation", "device.reputation"})
+
 # Evidence that the identity itself is made up or recycled: with any of these, volume counts in full.
 CORROBORATING_CODES = frozenset({
     "email.invalid", "email.disposable", "email.undeliverable", "email.random_local_part",
-    "email.canonical_reuse", "email.pattern_burst", "email.domain_reputation",
+    "email.canonical_reuse",
     "phone.invalid", "phone.voip", "phone.premium_or_special", "phone.reuse", "phone.range_burst",
-    "device.reuse", "device.reputation", "ip.network_reputation", "ip.asn_reputation",
+    "device.reuse",
     "ip.hosting", "ip.tor", "ip.public_proxy", "ip.residential_proxy", "ip.invalid_or_private",
     "list.deny", "list.challenge",
 })
+
+# The reputation key behind each reputation reason, to tell feedback-backed records apart.
+REPUTATION_KEYS = {
+    "email.domain_reputation": "email_domain",
+    "ip.network_reputation": "ip_network",
+    "ip.asn_reputation": "asn",
+    "device.reputation": "device",
+}
 
 # GeoIP flags of networks where nobody lives: hosting, Tor, proxies. A VPN alone is not one of
 # them (people use VPNs), though VPN exits in data centres carry the hosting flag as well.
@@ -120,20 +134,21 @@ def reputation(
     """
     half_life = limits["reputation_half_life_days"] * DAY
     feedback_weight = limits["reputation_feedback_weight"]
-    fraud = legitimate = 0.0
+    fraud = legitimate = fraud_feedback = 0.0
     sample = 0
     for occurred_at, verdict, label in evidence:
         sample += 1
         decay = 0.5 ** (max(0.0, (at - occurred_at).total_seconds()) / half_life)
         if label == "fraud":
             fraud += feedback_weight * decay
+            fraud_feedback += feedback_weight * decay
         elif label == "legitimate":
             legitimate += feedback_weight * decay
         elif verdict == "deny":
             fraud += decay
         elif verdict == "allow":
             legitimate += decay
-    return {"fraud": round(fraud, 3), "legitimate": round(legitimate, 3), "sample": sample}
+    return {"fraud": round(fraud, 3), "legitimate": round(legitimate, 3), "fraud_feedback": round(fraud_feedback, 3), "sample": sample}
 
 
 def volume_ceiling(signals: Signals, reasons: Iterable[Reason], policy: Any) -> int | None:
@@ -144,13 +159,21 @@ def volume_ceiling(signals: Signals, reasons: Iterable[Reason], policy: Any) -> 
     that is mobile-carrier NAT, an office, a company onboarding its staff.
     """
     reasons = [reason for reason in reasons if reason.points > 0]
-    volume = sum(reason.points for reason in reasons if reason.code in VOLUME_CODES)
+    soft = VOLUME_CODES | SOFT_CODES
+    volume = sum(reason.points for reason in reasons if reason.code in soft)
     if volume == 0 or network_is_suspect(signals):
         return None
-    if any(reason.code in CORROBORATING_CODES for reason in reasons):
+    if any(reason.code in CORROBORATING_CODES or has_fraud_feedback(signals, reason.code) for reason in reasons):
         return None
-    rest = sum(reason.points for reason in reasons if reason.code not in VOLUME_CODES)
+    rest = sum(reason.points for reason in reasons if reason.code not in soft)
     return max(policy.deny - 1, rest)
+
+
+def has_fraud_feedback(signals: Signals, code: str) -> bool:
+    """A reputation reason whose record holds fraud reported by people, not only our verdicts."""
+    key = REPUTATION_KEYS.get(code)
+    record = history_of(signals).get("reputation", {}).get(key) if key else None
+    return isinstance(record, Mapping) and (record.get("fraud_feedback") or 0) > 0
 
 
 # -- checks: one identity behind many accounts -----------------------------------------
@@ -331,6 +354,10 @@ def reputation_check(key: str):
 
     def check(signals: Signals, policy: Any) -> Iterator[Finding]:
         if key == "email_domain" and (not signals.get("email", {}).get("valid") or domain_is_shared(signals)):
+            return
+        # A big residential or mobile ASN carries millions of people and the proxies hiding
+        # among them: its record speaks only where the network is flagged, or people reported fraud.
+        if key == "asn" and not network_is_suspect(signals) and not has_fraud_feedback(signals, code):
             return
         record = bad_record(signals, policy, key)
         if record is not None:

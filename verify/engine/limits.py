@@ -20,7 +20,7 @@ DEFAULT_LIMITS: dict[str, int] = {
     # one identity behind many accounts (long window)
     "email_canonical_reuse": 1,  # earlier signups of the same mailbox under another spelling
     "phone_reuse": 1,  # earlier signups with this number for another mailbox
-    "device_reuse": 2,  # earlier signups on this device for other mailboxes (a shared family laptop is 1)
+    "device_reuse": 3,  # earlier signups on this device for other mailboxes (a family shares a laptop)
     # consecutive numbers: earlier signups from other numbers of one 1000-number block
     "phone_block_short": 3,
     "phone_block_medium": 5,
@@ -32,7 +32,7 @@ DEFAULT_LIMITS: dict[str, int] = {
     "ip_network_medium": 60,
     "asn_short": 50,
     "asn_burst_ratio": 4,  # the short count must also be this many times the ASN's usual rate
-    "cellular_limit_factor": 10,  # carrier NAT puts thousands behind one address: limits times this
+    "cellular_limit_factor": 3,  # carrier NAT puts many people behind one address: limits times this
     # email domains and templates (never for free-mail or relay domains)
     "email_domain_short": 10,
     "email_domain_medium": 20,
