@@ -148,6 +148,8 @@ def main() -> None:
     for name, result in rows:
         ratio = result["rps"] / baseline["rps"]
         print(f"{name:<24}{result['rps']:>10.0f}{result['p50']:>10.2f}{result['p99']:>10.2f}{result['non_2xx']:>9}{ratio:>8.2f}")
+    if any(result["non_2xx"] for _, result in rows[1:]):
+        sys.exit("some requests failed (non-2xx): these figures do not measure assessments")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,8 @@ from typing import Any
 
 from flask import g, request
 
-from verify.api.context import db_session
+from verify.api.context import db_session, services
 from verify.errors import Forbidden, Unauthenticated
-from verify.store import queries
 from verify.store.models import ApiKey
 
 SCOPES = ("assess", "admin")
@@ -20,12 +19,17 @@ def current_key() -> ApiKey:
     return g.api_key
 
 
+def key_for(secret: str) -> ApiKey | None:
+    """The live key with this secret (from the per-process copy, revalidated each request)."""
+    return services().assessor.snapshots.api_key(secret, session=db_session())
+
+
 def authenticate() -> ApiKey:
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
-    key = queries.find_api_key(secret.strip(), session=db_session())
+    key = key_for(secret.strip())
     if key is None:
         raise Unauthenticated("the API key is unknown or revoked")
     return key

@@ -17,11 +17,11 @@ from flask_limiter import ApplicationLimit, Limiter, RequestLimit
 from limits import parse_many
 from sqlalchemy.exc import SQLAlchemyError
 
+from verify.api.auth import key_for
 from verify.api.context import db_session
 from verify.api.errors import problem
 from verify.errors import InvalidInput, NotFound
 from verify.settings import Settings, SettingsError
-from verify.store import queries
 
 KEY_PREFIX = "verify"  # the namespace of the counters in a shared Redis
 _NO_KEY = object()
@@ -36,7 +36,7 @@ def limited_key() -> str | None:
     key = None
     if scheme.lower() == "bearer" and secret.strip():
         try:
-            key = queries.find_api_key(secret.strip(), session=db_session())
+            key = key_for(secret.strip())
         except SQLAlchemyError:
             # The database is down: the route answers 503 itself; the limiter must not read
             # this as its own storage failing.

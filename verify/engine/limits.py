@@ -43,7 +43,7 @@ DEFAULT_LIMITS: dict[str, int] = {
     "pattern_long": 10,
     # reputation from stored verdicts and feedback, decayed
     "reputation_half_life_days": 30,
-    "reputation_sample": 200,  # most recent earlier assessments read per key
+    "reputation_sample": 50,  # most recent earlier assessments read per key (cost grows with it)
     "reputation_feedback_weight": 3,  # one feedback outweighs this many verdicts
     "reputation_min_fraud": 3,  # decayed fraud evidence a key needs before its record counts
     "reputation_fraud_percent": 50,  # share of the evidence that is fraud

@@ -19,6 +19,7 @@ from verify.errors import Conflict, NotFound
 from verify.store.models import ApiKey, Assessment, AuditEvent, Feedback, ListDef, ListEntry, PolicyVersion, Stamp, UTCDateTime
 
 LISTS_STAMP = "lists"
+KEYS_STAMP = "keys"
 POLICY_STAMP = "policy"
 
 # name, kind, action, description: created empty on first start (disposable-domains is seeded).
@@ -46,7 +47,7 @@ def utcnow() -> datetime:
 # -- stamps: how workers learn that a cached thing changed --------------------------------
 
 def read_stamps(*, session: Session) -> dict[str, int]:
-    return {stamp.name: stamp.value for stamp in session.exec(select(Stamp))}
+    return {name: value for name, value in session.execute(sa.select(Stamp.name, Stamp.value))}
 
 
 def bump_stamp(name: str, *, session: Session) -> None:
@@ -76,6 +77,7 @@ def create_api_key(name: str, scopes: Iterable[str], *, session: Session, actor:
     secret = f"vk_{lookup}_{secrets.token_urlsafe(32)}"
     scope_list = sorted(set(scopes))
     session.add(ApiKey(name=name, lookup=lookup, secret_hash=_hash_secret(secret), scopes=scope_list, created_at=utcnow()))
+    bump_stamp(KEYS_STAMP, session=session)
     record_audit(actor, "key.create", target=name, detail={"scopes": scope_list}, session=session)
     return secret
 
@@ -90,21 +92,35 @@ def revoke_api_key(name: str, *, session: Session, actor: str = "cli") -> ApiKey
         raise NotFound(f"no API key named {name!r}")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        bump_stamp(KEYS_STAMP, session=session)
         record_audit(actor, "key.revoke", target=name, session=session)
     return key
 
 
-def find_api_key(secret: str, *, session: Session) -> ApiKey | None:
-    """The live key whose secret this is; the hash is compared in constant time."""
+def secret_lookup(secret: str) -> str | None:
+    """The public lookup part of a secret (`vk_<lookup>_<random>`), or None for another shape."""
     parts = secret.split("_", 2)
-    if len(parts) != 3 or parts[0] != "vk":
+    return parts[1] if len(parts) == 3 and parts[0] == "vk" else None
+
+
+def secret_matches(key: ApiKey, secret: str) -> bool:
+    """The key is live and this is its secret; the hash is compared in constant time."""
+    return key.revoked_at is None and hmac.compare_digest(key.secret_hash, _hash_secret(secret))
+
+
+def live_api_keys(*, session: Session) -> dict[str, ApiKey]:
+    """Every unrevoked key by its lookup part, for the per-process cache."""
+    keys = session.exec(select(ApiKey).where(col(ApiKey.revoked_at).is_(None)))
+    return {key.lookup: key for key in keys}
+
+
+def find_api_key(secret: str, *, session: Session) -> ApiKey | None:
+    """The live key whose secret this is."""
+    lookup = secret_lookup(secret)
+    if lookup is None:
         return None
-    key = session.exec(select(ApiKey).where(ApiKey.lookup == parts[1])).first()
-    if key is None or key.revoked_at is not None:
-        return None
-    if not hmac.compare_digest(key.secret_hash, _hash_secret(secret)):
-        return None
-    return key
+    key = session.exec(select(ApiKey).where(ApiKey.lookup == lookup)).first()
+    return key if key is not None and secret_matches(key, secret) else None
 
 
 # -- policy ----------------------------------------------------------------------------
@@ -189,8 +205,10 @@ def load_list_entries(*, session: Session) -> list[ListEntryValue]:
 # -- assessments -----------------------------------------------------------------------
 
 def save_assessment(row: Assessment, *, session: Session) -> Assessment:
-    session.add(row)
-    session.flush()
+    """Insert with one Core statement: the ORM's unit of work costs more than the insert itself."""
+    values = {name: getattr(row, name) for name in Assessment.model_fields if name != "seq"}
+    values["metadata"] = values.pop("metadata_")
+    session.execute(sa.insert(Assessment.__table__), [values])
     return row
 
 

@@ -1,7 +1,8 @@
-"""Per-process copies of the policy and the list index, revalidated against stamps in the database.
+"""Per-process copies of the policy, the list index and the API keys, revalidated against
+stamps in the database.
 
-Each assessment reads the small `stamps` table; only when a stamp moved (an admin changed a
-list or the policy, on any worker or instance) is the policy or the index rebuilt.
+Each request reads the small `stamps` table once; only when a stamp moved (an admin changed a
+list, the policy or a key, on any worker or instance) is the copy rebuilt.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from verify.engine.lists import ListIndex
 from verify.engine.policy import Policy, parse_policy
 from verify.errors import Unavailable
 from verify.store import queries
+from verify.store.models import ApiKey
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,29 @@ class Snapshots:
         self._lock = threading.Lock()
         self._policy: tuple[int, Policy] | None = None
         self._lists: tuple[int, ListIndex] | None = None
+        self._keys: tuple[int, dict[str, ApiKey]] | None = None
+
+    def stamps(self, *, session: Session) -> dict[str, int]:
+        """The stamps, read once per session (a session serves one request or one command)."""
+        if "stamps" not in session.info:
+            session.info["stamps"] = queries.read_stamps(session=session)
+        return session.info["stamps"]
 
     def current(self, *, session: Session) -> Snapshot:
-        stamps = queries.read_stamps(session=session)
+        stamps = self.stamps(session=session)
         return Snapshot(policy=self._current_policy(stamps, session), lists=self._current_lists(stamps, session))
+
+    def api_key(self, secret: str, *, session: Session) -> ApiKey | None:
+        """The live key whose secret this is, from a copy of the keys reloaded when one changes."""
+        lookup = queries.secret_lookup(secret)
+        if lookup is None:
+            return None
+        stamp = self.stamps(session=session).get(queries.KEYS_STAMP, 0)
+        cached = self._keys
+        if cached is None or cached[0] != stamp:
+            cached = self._keys = (stamp, queries.live_api_keys(session=session))
+        key = cached[1].get(lookup)
+        return key if key is not None and queries.secret_matches(key, secret) else None
 
     def _current_policy(self, stamps: dict[str, int], session: Session) -> Policy:
         stamp = stamps.get(queries.POLICY_STAMP, 0)
