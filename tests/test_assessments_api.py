@@ -183,6 +183,12 @@ def test_array_body_is_422(client, assess_headers):
     assert post(client, assess_headers, [1, 2]).status_code == 422
 
 
+def test_device_id_is_normalised_like_list_entries(client, assess_headers):
+    body = post(client, assess_headers, {"email": "a@example-mail.com", "device_id": "  dev-7  "}).get_json()
+    assert body["request"]["device_id"] == "dev-7"
+    assert post(client, assess_headers, {"email": "a@example-mail.com", "device_id": "   "}).status_code == 422
+
+
 def test_ip_is_normalised(client, assess_headers):
     body = post(client, assess_headers, {"email": "a@example-mail.com", "ip": "2001:DB8:0:0::1"}).get_json()
     assert body["request"]["ip"] == "2001:db8::1"

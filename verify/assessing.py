@@ -105,7 +105,7 @@ class Assessor:
             "relay": providers.is_relay(domain),
             "role_account": is_role_account(parsed.local, providers.role_names),
             "random_local_part": looks_random(parsed.local),
-            "typo_suggestion": typo_suggestion(domain, providers.popular, known=providers.free | providers.relay),
+            "typo_suggestion": typo_suggestion(domain, providers.popular, known=providers.real_domains),
             "mx": self.mail_exchange(domain),
         }
 

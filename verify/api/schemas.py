@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from verify.engine import list_values
 from verify.store.models import Assessment, Feedback
 from verify.store.queries import RelatedGroup
 
@@ -71,6 +72,12 @@ class SignupIn(BaseModel):
     @classmethod
     def _country(cls, value: str | None) -> str | None:
         return None if value is None else value.upper()
+
+    @field_validator("device_id")
+    @classmethod
+    def _device_id(cls, value: str | None) -> str | None:
+        # The same normalisation as `device` list entries, so that a listed device matches.
+        return None if value is None else list_values.device(value)
 
     @field_validator("occurred_at", mode="before")
     @classmethod

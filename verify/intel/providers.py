@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -58,6 +59,11 @@ class Providers:
 
     def is_free(self, domain: str) -> bool:
         return domain in self.free
+
+    @functools.cached_property
+    def real_domains(self) -> frozenset[str]:
+        """Domains known to be real providers: never suggested as typos of a big one."""
+        return self.free | self.relay
 
     def canonical_email(self, local: str, ascii_domain: str) -> str:
         """The mailbox behind an address under the shipped aliasing rules."""
