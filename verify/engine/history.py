@@ -188,22 +188,23 @@ def check_canonical_reuse(signals: Signals, policy: Any) -> Iterator[Finding]:
         )
 
 
-def check_phone_reuse(signals: Signals, policy: Any) -> Iterator[Finding]:
-    earlier = count(signals, "phone", "long")
-    if earlier is not None and earlier >= limit(policy, "phone_reuse"):
-        yield Finding(
-            "phone.reuse",
-            f"this number signed up {shown(signals, 'phone', 'long')} other mailboxes in the last {window_label(signals, 'long')}",
-        )
+def reuse_check(key: str, code: str, what: str):
+    """One number or device behind other mailboxes: `{key}_reuse` of them in the long window."""
+
+    def check(signals: Signals, policy: Any) -> Iterator[Finding]:
+        earlier = count(signals, key, "long")
+        if earlier is not None and earlier >= limit(policy, f"{key}_reuse"):
+            yield Finding(
+                code,
+                f"{what} signed up {shown(signals, key, 'long')} other mailboxes in the last {window_label(signals, 'long')}",
+            )
+
+    check.__name__ = f"check_{key}_reuse"
+    return check
 
 
-def check_device_reuse(signals: Signals, policy: Any) -> Iterator[Finding]:
-    earlier = count(signals, "device", "long")
-    if earlier is not None and earlier >= limit(policy, "device_reuse"):
-        yield Finding(
-            "device.reuse",
-            f"this device signed up {shown(signals, 'device', 'long')} other mailboxes in the last {window_label(signals, 'long')}",
-        )
+check_phone_reuse = reuse_check("phone", "phone.reuse", "this number")
+check_device_reuse = reuse_check("device", "device.reuse", "this device")
 
 
 def check_phone_range_burst(signals: Signals, policy: Any) -> Iterator[Finding]:
