@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 import sqlalchemy as sa
 
 from tests.contract import ContractClient
@@ -21,6 +22,12 @@ from verify.store.bootstrap import bootstrap
 from verify.store.database import Database, normalise_url
 
 POSTGRES_URL = os.environ.get("VERIFY_TEST_POSTGRES_URL")
+
+# In CI the generated examples are fixed, so a run is repeatable and a red build means a
+# change broke something; on a developer's machine every run explores new examples.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
