@@ -51,7 +51,17 @@ def create_db_engine(url: str) -> sa.Engine:
         pool_size=5,
         max_overflow=10,
         pool_timeout=3,
-        connect_args={"connect_timeout": 3, "options": "-c statement_timeout=5000"},
+        # keepalives and tcp_user_timeout bound a statement whose connection dies mid-flight
+        # (a partition), which statement_timeout on the server cannot see.
+        connect_args={
+            "connect_timeout": 3,
+            "options": "-c statement_timeout=5000",
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+            "tcp_user_timeout": 8000,
+        },
     )
 
 
