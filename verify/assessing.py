@@ -209,15 +209,17 @@ class Assessor:
         first_seen = None
         if keys.email_domain and not shared_domain:
             first_seen = queries.first_seen("email_domain", keys.email_domain, before=at, session=session)
-        record = {}
-        for name, column in self.REPUTATION_KEYS:
-            value = values.get(column)
-            if value is None or (name == "email_domain" and shared_domain):
-                continue
-            evidence = queries.reputation_evidence(
-                column, value, before=at, sample=int(limits["reputation_sample"]), session=session
-            )
-            record[name] = history.reputation(evidence, at=at, limits=limits)
+        wanted = {
+            column: values[column]
+            for name, column in self.REPUTATION_KEYS
+            if values.get(column) is not None and not (name == "email_domain" and shared_domain)
+        }
+        evidence = queries.reputation_evidence(wanted, before=at, sample=int(limits["reputation_sample"]), session=session)
+        record = {
+            name: history.reputation(evidence[column], at=at, limits=limits)
+            for name, column in self.REPUTATION_KEYS
+            if column in evidence
+        }
         shown_keys = {
             "email_canonical": keys.email_canonical,
             "email_domain": keys.email_domain,

@@ -636,38 +636,57 @@ def first_seen(column: str, value: Any, *, before: datetime, session: Session) -
 
 
 @functools.lru_cache(maxsize=64)
-def _reputation_statement(column: str, sample: int) -> sa.Select:
+def _reputation_statement(columns: tuple[str, ...], sample: int) -> sa.Select:
+    """The most recent `sample` earlier signups of each key, in one UNION ALL, with their feedback."""
     before = sa.bindparam("before", type_=UTCDateTime())
-    recent = (
-        sa.select(ASSESSMENT.id, ASSESSMENT.occurred_at, ASSESSMENT.verdict)
-        .where(ASSESSMENT[column] == _param(column), ASSESSMENT.occurred_at < before)
-        .order_by(ASSESSMENT.occurred_at.desc())
-        .limit(sample)
-        .subquery()
-    )
+    recents = [
+        sa.select(
+            sa.select(sa.literal(column).label("key"), ASSESSMENT.id, ASSESSMENT.occurred_at, ASSESSMENT.verdict)
+            .where(ASSESSMENT[column] == _param(column), ASSESSMENT.occurred_at < before)
+            .order_by(ASSESSMENT.occurred_at.desc())
+            .limit(sample)
+            .subquery()
+        )
+        for column in columns
+    ]
+    recent = sa.union_all(*recents).subquery()
     feedback = Feedback.__table__.c
     return (
-        sa.select(recent.c.id, recent.c.occurred_at, recent.c.verdict, feedback.label, feedback.created_at, feedback.id)
+        sa.select(recent.c.key, recent.c.id, recent.c.occurred_at, recent.c.verdict, feedback.label, feedback.created_at, feedback.id)
         .select_from(recent)
         .outerjoin(Feedback.__table__, sa.and_(feedback.assessment_id == recent.c.id, feedback.created_at <= before))
     )
 
 
 def reputation_evidence(
-    column: str, value: Any, *, before: datetime, sample: int, session: Session
-) -> list[tuple[datetime, str, str | None]]:
-    """(occurred_at, verdict, latest feedback label) of the most recent `sample` earlier signups sharing a key.
+    values: Mapping[str, Any], *, before: datetime, sample: int, session: Session
+) -> dict[str, list[tuple[datetime, str, str | None]]]:
+    """Per key column: (occurred_at, verdict, latest feedback label) of its most recent `sample` earlier signups.
 
-    Feedback counts only if it was given by `before`: a replay then sees what live traffic saw.
+    One round trip for all keys. Feedback counts only if it was given by `before`: a replay
+    then sees what live traffic saw.
     """
-    rows = session.execute(_reputation_statement(column, sample), {column: value, "before": before})
-    evidence: dict[str, tuple[datetime, str, str | None, tuple]] = {}
-    for assessment_id, occurred_at, verdict, label, given_at, feedback_id in rows:
+    columns = tuple(sorted(values))
+    if not columns:
+        return {}
+    rows = session.execute(_reputation_statement(columns, sample), {**values, "before": before})
+    held: dict[tuple[str, str], tuple[datetime, str, str | None, tuple]] = {}
+    for column, assessment_id, occurred_at, verdict, label, given_at, feedback_id in rows:
         order = (given_at, feedback_id) if label else (None, None)
-        held = evidence.get(assessment_id)
-        if held is None or (label and (held[3][0] is None or order > held[3])):
-            evidence[assessment_id] = (occurred_at, verdict, label, order)
-    return [(occurred_at, verdict, label) for occurred_at, verdict, label, _ in evidence.values()]
+        earlier = held.get((column, assessment_id))
+        if earlier is None or (label and (earlier[3][0] is None or order > earlier[3])):
+            held[(column, assessment_id)] = (_utc(occurred_at), verdict, label, order)
+    evidence: dict[str, list[tuple[datetime, str, str | None]]] = {column: [] for column in columns}
+    for (column, _), (occurred_at, verdict, label, _) in held.items():
+        evidence[column].append((occurred_at, verdict, label))
+    return evidence
+
+
+def _utc(moment: datetime) -> datetime:
+    """A UNION's column loses its type on SQLite: read the stored UTC text back as aware."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 # -- feedback ----------------------------------------------------------------------------
