@@ -288,16 +288,10 @@ def lists_update_disposable() -> None:
     services = app_services()
     upgrade_database(services)
     domains, source = disposable_seed()
-    values, skipped = set(), 0
-    for domain in domains:
-        try:
-            values.add(list_values.email_domain(domain))
-        except list_values.ValueInvalid:
-            skipped += 1
     with services.database.transaction() as session:
         list_def = queries.get_list(DISPOSABLE_LIST, session=session)
-        added, removed = queries.refresh_package_entries(list_def, values, source=source, actor="cli", session=session)
-    click.echo(f"{source}: added {added}, removed {removed}" + (f", skipped {skipped} invalid" if skipped else ""))
+        added, removed = queries.refresh_package_entries(list_def, set(domains), source=source, actor="cli", session=session)
+    click.echo(f"{source}: added {added}, removed {removed}")
 
 AGE = re.compile(r"(\d{1,6})([dh])")
 PURGE_BATCH = 1000

