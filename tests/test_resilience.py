@@ -92,7 +92,7 @@ def make_key(database_url: str, name: str, scopes: list[str]) -> tuple[str, int]
         with database.transaction() as session:
             secret = queries.create_api_key(name, scopes, session=session)
         with database.transaction() as session:
-            return secret, queries.find_api_key(secret, session=session).id
+            return secret, queries.live_api_keys(session=session)[queries.secret_lookup(secret)].id
     finally:
         database.dispose()
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from verify.engine import history, identity
@@ -64,7 +63,6 @@ class Keys:
 class Gathered:
     signals: Signals
     keys: Keys
-    matches: list[ListMatch] = field(default_factory=list)
 
 
 class Assessor:
@@ -290,8 +288,3 @@ class Assessor:
             signals=gathered.signals,
         )
         return queries.save_assessment(row, session=session)
-
-
-def is_duplicate_key(error: IntegrityError) -> bool:
-    """True when an insert lost a race on the idempotency constraint."""
-    return "idempotency" in str(error.orig).lower() or "unique" in str(error.orig).lower()

@@ -114,15 +114,6 @@ def live_api_keys(*, session: Session) -> dict[str, ApiKey]:
     return {key.lookup: key for key in keys}
 
 
-def find_api_key(secret: str, *, session: Session) -> ApiKey | None:
-    """The live key whose secret this is."""
-    lookup = secret_lookup(secret)
-    if lookup is None:
-        return None
-    key = session.exec(select(ApiKey).where(ApiKey.lookup == lookup)).first()
-    return key if key is not None and secret_matches(key, secret) else None
-
-
 # -- policy ----------------------------------------------------------------------------
 
 def current_policy(*, session: Session) -> PolicyVersion | None:
