@@ -12,8 +12,8 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 import sqlalchemy as sa
 
-from tests.contract import ContractClient
-from tests.dns_server import LoopbackDNS
+from tests.support.contract import ContractClient
+from tests.support.dns_server import LoopbackDNS
 from verify.app import build_services, create_app, default_policy
 from verify.intel.providers import disposable_seed
 from verify.settings import Settings
@@ -156,7 +156,7 @@ def admin_headers(keys) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def geoip_files(tmp_path_factory) -> dict[str, Path]:
     """City, ASN and Anonymous IP databases (tests/mmdb.py says which networks hold what)."""
-    from tests import mmdb
+    from tests.support import mmdb
 
     folder = tmp_path_factory.mktemp("geoip")
     return {

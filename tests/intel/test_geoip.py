@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import mmdb
+from tests.support import mmdb
 from verify.intel.geoip import GeoIP, MaxMindDatabase, NullDatabase
 
 NOW = datetime.now(timezone.utc)

@@ -14,7 +14,7 @@ import yaml
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from tests.conftest import bearer
-from tests.contract import SPEC
+from tests.support.contract import SPEC
 from verify.store import queries
 
 METHODS = ("get", "post", "put", "delete", "patch")

@@ -11,7 +11,7 @@ from verify.engine import identity
 from verify.engine.email import parse_email
 from verify.intel.providers import Providers
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from verify.engine.limits import DEFAULT_LIMITS, LIMIT_RANGES
 from verify.engine.policy import PolicyInvalid, parse_policy
 from verify.engine.reasons import default_points
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 POLICY = parse_policy(json.loads((DATA / "default_policy.json").read_text()), version=1, base_points=default_points())
 HOUR, DAY = 3600, 86400
 

@@ -18,7 +18,7 @@ import pytest
 
 from verify.engine.email import EmailInvalid, parse_email
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "email" / "isemail" / "tests.xml"
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "email" / "isemail" / "tests.xml"
 ACCEPTED = {"ISEMAIL_VALID_CATEGORY", "ISEMAIL_DNSWARN"}
 
 

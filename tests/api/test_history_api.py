@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.history_traffic import add_mail_domains, codes, person, post, pretend_geoip
+from tests.support.history_traffic import add_mail_domains, codes, person, post, pretend_geoip
 from verify.store import queries
 
 

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
 
-from tests import mmdb
-from tests.contract import ContractClient
+from tests.support import mmdb
+from tests.support.contract import ContractClient
 from verify.app import create_app
 from verify.cli import main
 from verify.settings import Settings

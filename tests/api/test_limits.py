@@ -11,7 +11,7 @@ import pytest
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from tests.conftest import bearer
-from tests.contract import ContractClient
+from tests.support.contract import ContractClient
 from verify.api import limits
 from verify.app import create_app
 from verify.settings import SettingsError

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from tests.history_traffic import add_mail_domains, person, post, pretend_geoip
+from tests.support.history_traffic import add_mail_domains, person, post, pretend_geoip
 
 NETWORKS = {
     "62.30.112.0/24": {"asn": 64501, "as_org": "Office Fibre", "is_hosting_provider": False},

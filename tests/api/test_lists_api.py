@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.conftest import bearer
-from tests.contract import ContractClient
+from tests.support.contract import ContractClient
 from verify.app import create_app
 
 

@@ -23,13 +23,13 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests import load_client
+from tests.support import load_client
 from tests.conftest import BACKENDS, bearer
 from verify.app import create_app
 from verify.store import queries
 from verify.store.database import Database
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROCESSES, THREADS, PER_THREAD = 3, 4, 140  # 1,680 signups, and a retry of every tenth
 WORKERS = 3
 

@@ -17,8 +17,8 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import allow_header_conformance, negative_data_rejection, positive_data_acceptance
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from tests.contract import SPEC
-from tests.test_auth_matrix import OPERATIONS, PATH_VALUES
+from tests.support.contract import SPEC
+from tests.api.test_auth_matrix import OPERATIONS, PATH_VALUES
 from verify import api
 
 
