@@ -30,7 +30,8 @@ from verify.engine.reasons import default_points  # noqa: E402
 from verify.intel.dns import NullMxChecker  # noqa: E402
 from verify.intel.providers import Providers  # noqa: E402
 from verify.settings import PROJECT_ROOT  # noqa: E402
-from verify.store import queries  # noqa: E402
+from verify.store.lists import ensure_builtin_lists, get_list, insert_entries, load_list_entries  # noqa: E402
+from verify.store.stamps import LISTS_STAMP, bump_stamp, read_stamps  # noqa: E402
 from verify.store.database import Database  # noqa: E402
 from verify.store.snapshots import Snapshots  # noqa: E402
 
@@ -117,24 +118,24 @@ def rebuild_from_database(domains: list[str], networks: list[str]) -> dict[str, 
         timings = {}
         start = time.perf_counter()
         with database.transaction() as session:
-            queries.ensure_builtin_lists(session=session)
-            queries.insert_entries(queries.get_list("blocked-domains", session=session), domains, source="bench", session=session)
-            queries.insert_entries(queries.get_list("blocked-ips", session=session), networks, source="bench", session=session)
+            ensure_builtin_lists(session=session)
+            insert_entries(get_list("blocked-domains", session=session), domains, source="bench", session=session)
+            insert_entries(get_list("blocked-ips", session=session), networks, source="bench", session=session)
         timings["import"] = time.perf_counter() - start
         snapshots = Snapshots(base_points=default_points())
         with database.transaction() as session:
             start = time.perf_counter()
-            loaded = queries.load_list_entries(session=session)
+            loaded = load_list_entries(session=session)
             timings["load"] = time.perf_counter() - start
             start = time.perf_counter()
             ListIndex(loaded)
             timings["index"] = time.perf_counter() - start
             start = time.perf_counter()
             with database.transaction() as writer:
-                queries.bump_stamp(queries.LISTS_STAMP, session=writer)
+                bump_stamp(LISTS_STAMP, session=writer)
             timings["stamp"] = time.perf_counter() - start
             start = time.perf_counter()
-            snapshots._current_lists(queries.read_stamps(session=session), session)
+            snapshots._current_lists(read_stamps(session=session), session)
             timings["snapshot"] = time.perf_counter() - start
         database.dispose()
         return timings

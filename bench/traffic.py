@@ -32,7 +32,7 @@ from tests.mmdb import anonymous, asn, country, write_mmdb  # noqa: E402
 from verify.app import create_app  # noqa: E402
 from verify.cli import upgrade_database  # noqa: E402
 from verify.settings import Settings  # noqa: E402
-from verify.store import queries  # noqa: E402
+from verify.store.keys import create_api_key  # noqa: E402
 
 FIRST = ("james mary john patricia robert jennifer michael linda david elizabeth william barbara richard susan joseph "
          "jessica thomas sarah charles karen lukas emma noah olivia mateo sofia yuki haruto chen wei amara chidi ivan "
@@ -305,7 +305,7 @@ def main() -> None:
         services = app.extensions["verify"]
         upgrade_database(services)
         with services.database.transaction() as session:
-            key = queries.create_api_key("traffic", ["assess"], session=session)
+            key = create_api_key("traffic", ["assess"], session=session)
         client = app.test_client()
         headers = {"Authorization": f"Bearer {key}"}
 

@@ -17,7 +17,7 @@ from tests.support.dns_server import LoopbackDNS
 from verify.app import build_services, create_app, default_policy
 from verify.intel.providers import disposable_seed
 from verify.settings import Settings
-from verify.store import queries
+from verify.store.keys import create_api_key
 from verify.store.bootstrap import bootstrap
 from verify.store.database import Database, normalise_url
 
@@ -131,9 +131,9 @@ def keys(services) -> dict[str, str]:
     """Secrets of an assess key, an admin key, and a key with both scopes."""
     with services.database.transaction() as session:
         return {
-            "assess": queries.create_api_key("backend", ["assess"], session=session),
-            "admin": queries.create_api_key("alice-admin", ["admin"], session=session),
-            "both": queries.create_api_key("ops", ["assess", "admin"], session=session),
+            "assess": create_api_key("backend", ["assess"], session=session),
+            "admin": create_api_key("alice-admin", ["admin"], session=session),
+            "both": create_api_key("ops", ["assess", "admin"], session=session),
         }
 
 

@@ -10,7 +10,7 @@ import textwrap
 from prometheus_client.parser import text_string_to_metric_families
 
 from verify import metrics
-from verify.store import queries
+from verify.store.lists import get_list, insert_entries
 
 
 def samples(client) -> dict[tuple[str, frozenset], float]:
@@ -87,8 +87,8 @@ def test_list_sizes_are_published_when_the_index_is_rebuilt(client, assess_heade
     found = samples(client)
     assert value(found, "verify_list_entries", list="disposable-domains") > 1000  # the seeded package
     with services.database.transaction() as session:
-        blocked = queries.get_list("blocked-emails", session=session)
-        queries.insert_entries(blocked, ["one@example-mail.com", "two@example-mail.com"], source="test", session=session)
+        blocked = get_list("blocked-emails", session=session)
+        insert_entries(blocked, ["one@example-mail.com", "two@example-mail.com"], source="test", session=session)
     client.post("/v1/assessments", json={"email": "second@example-mail.com"}, headers=assess_headers)
     assert value(samples(client), "verify_list_entries", list="blocked-emails") == 2
 

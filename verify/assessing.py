@@ -24,7 +24,8 @@ from verify.engine.phone import describe_phone
 from verify.engine.policy import Policy
 from verify.intel.geoip import GeoIP
 from verify.intel.providers import Providers
-from verify.store import queries
+from verify.store.assessments import save_assessment
+from verify.store.history import first_seen, history_counts, reputation_evidence
 from verify.store.models import Assessment
 from verify.store.snapshots import Snapshots
 
@@ -203,16 +204,16 @@ class Assessor:
         counted = dict(values)
         if shared_domain:  # gmail.com is the hottest key of all and says nothing: not counted
             counted.update(email_domain=None, local_template=None)
-        counts = queries.history_counts(counted, email=signup.email, windows=spans, end=at, cap=cap, session=session)
-        first_seen = None
+        counts = history_counts(counted, email=signup.email, windows=spans, end=at, cap=cap, session=session)
+        domain_first_seen = None
         if keys.email_domain and not shared_domain:
-            first_seen = queries.first_seen("email_domain", keys.email_domain, before=at, session=session)
+            domain_first_seen = first_seen("email_domain", keys.email_domain, before=at, session=session)
         wanted = {
             column: values[column]
             for name, column in self.REPUTATION_KEYS
             if values.get(column) is not None and not (name == "email_domain" and shared_domain)
         }
-        evidence = queries.reputation_evidence(wanted, before=at, sample=int(limits["reputation_sample"]), session=session)
+        evidence = reputation_evidence(wanted, before=at, sample=int(limits["reputation_sample"]), session=session)
         record = {
             name: history.reputation(evidence[column], at=at, limits=limits)
             for name, column in self.REPUTATION_KEYS
@@ -236,7 +237,7 @@ class Assessor:
             "counts": counts,
             "capped": sorted(f"{name}.{window}" for name, by in counts.items() for window, n in by.items() if n >= cap),
             "email_domain_first_seen_days": (
-                None if first_seen is None else round((at - first_seen).total_seconds() / history.DAY, 2)
+                None if domain_first_seen is None else round((at - domain_first_seen).total_seconds() / history.DAY, 2)
             ),
             "reputation": record,
         }
@@ -287,4 +288,4 @@ class Assessor:
             reasons=[reason.as_dict() for reason in decision.reasons],
             signals=gathered.signals,
         )
-        return queries.save_assessment(row, session=session)
+        return save_assessment(row, session=session)

@@ -25,7 +25,10 @@ from verify.engine.list_values import Located, ValuesInvalid, normalise_all, tex
 from verify.engine.lists import DISPOSABLE_LIST
 from verify.errors import VerifyError
 from verify.intel.providers import disposable_seed
-from verify.store import queries
+from verify.store.assessments import assessment_ids_before, delete_assessments
+from verify.store.audit import record_audit
+from verify.store.keys import create_api_key, list_api_keys, revoke_api_key
+from verify.store.lists import get_list, import_list_entries, refresh_package_entries, stream_values
 from verify.store.bootstrap import bootstrap
 
 
@@ -108,7 +111,7 @@ def keys_create(name: str, scopes: tuple[str, ...]) -> None:
     upgrade_database(services)
     try:
         with services.database.transaction() as session:
-            secret = queries.create_api_key(name, scopes, session=session)
+            secret = create_api_key(name, scopes, session=session)
     except VerifyError as error:
         fail(error.detail)
     click.echo(secret)
@@ -119,7 +122,7 @@ def keys_create(name: str, scopes: tuple[str, ...]) -> None:
 def keys_list() -> None:
     """List keys (names, scopes, state; never secrets)."""
     with app_services().database.transaction() as session:
-        for key in queries.list_api_keys(session=session):
+        for key in list_api_keys(session=session):
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
             click.echo(f"{key.name}\t{','.join(key.scopes)}\t{state}\tcreated {key.created_at:%Y-%m-%d}")
 
@@ -131,7 +134,7 @@ def keys_revoke(name: str) -> None:
     """Revoke a key at once."""
     try:
         with app_services().database.transaction() as session:
-            queries.revoke_api_key(name, session=session)
+            revoke_api_key(name, session=session)
     except VerifyError as error:
         fail(error.detail)
     click.echo(f"revoked {name}")
@@ -248,10 +251,10 @@ def lists_import(name: str, file: Path) -> None:
         fail(f"{file} is not UTF-8 text")
     try:
         with services.database.transaction() as session:
-            list_def = queries.get_list(name, session=session)
+            list_def = get_list(name, session=session)
             values = normalise_all(list_def.kind, [located for located, _, _ in rows], rules=services.assessor.providers.rules)
             entries = [(value, reason, expires_at) for value, (_, reason, expires_at) in zip(values, rows)]
-            added, existing = queries.import_list_entries(list_def, entries, source=f"file:{file.name}", actor="cli", session=session)
+            added, existing = import_list_entries(list_def, entries, source=f"file:{file.name}", actor="cli", session=session)
     except ValuesInvalid as error:
         shown = [f"{e['field']}: {e['message']}" for e in error.errors[:LIST_ERRORS_SHOWN]]
         more = len(error.errors) - len(shown)
@@ -270,8 +273,8 @@ def lists_export(name: str) -> None:
     upgrade_database(services)
     try:
         with services.database.transaction() as session:
-            list_def = queries.get_list(name, session=session)
-            for value in queries.list_values(list_def, session=session):
+            list_def = get_list(name, session=session)
+            for value in stream_values(list_def, session=session):
                 click.echo(value)
     except VerifyError as error:
         fail(error.detail)
@@ -289,8 +292,8 @@ def lists_update_disposable() -> None:
     upgrade_database(services)
     domains, source = disposable_seed()
     with services.database.transaction() as session:
-        list_def = queries.get_list(DISPOSABLE_LIST, session=session)
-        added, removed = queries.refresh_package_entries(list_def, set(domains), source=source, actor="cli", session=session)
+        list_def = get_list(DISPOSABLE_LIST, session=session)
+        added, removed = refresh_package_entries(list_def, set(domains), source=source, actor="cli", session=session)
     click.echo(f"{source}: added {added}, removed {removed}")
 
 AGE = re.compile(r"(\d{1,6})([dh])")
@@ -316,14 +319,14 @@ def purge(older_than: str) -> None:
     assessments = feedback = 0
     while True:  # in batches, so that SQLite writers wait for one short transaction at a time
         with database.transaction() as session:
-            ids = queries.assessment_ids_before(cutoff, limit=PURGE_BATCH, session=session)
-            deleted = queries.delete_assessments(ids, session=session)
+            ids = assessment_ids_before(cutoff, limit=PURGE_BATCH, session=session)
+            deleted = delete_assessments(ids, session=session)
         assessments, feedback = assessments + deleted[0], feedback + deleted[1]
         if len(ids) < PURGE_BATCH:
             break
     with database.transaction() as session:
         detail = {"older_than": older_than, "cutoff": cutoff.isoformat(), "assessments": assessments, "feedback": feedback}
-        queries.record_audit("cli", "assessments.purge", target=older_than, detail=detail, session=session)
+        record_audit("cli", "assessments.purge", target=older_than, detail=detail, session=session)
     click.echo(f"purged {assessments} assessments ({feedback} feedback) that occurred before {cutoff:%Y-%m-%dT%H:%M:%SZ}")
 
 

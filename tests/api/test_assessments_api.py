@@ -214,10 +214,10 @@ def test_unknown_key_is_401(client):
 
 
 def test_revoked_key_is_401(client, keys, services):
-    from verify.store import queries
+    from verify.store.keys import revoke_api_key
 
     with services.database.transaction() as session:
-        queries.revoke_api_key("backend", session=session)
+        revoke_api_key("backend", session=session)
     assert post(client, bearer(keys["assess"]), {"email": "a@b.co"}).status_code == 401
 
 

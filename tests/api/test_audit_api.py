@@ -7,7 +7,8 @@ import json
 import pytest
 
 from verify.settings import PROJECT_ROOT
-from verify.store import queries
+from verify.store.keys import revoke_api_key
+from verify.store.lists import AUDIT_VALUES_LIMIT
 
 DEFAULT = json.loads((PROJECT_ROOT / "data" / "default_policy.json").read_text())
 
@@ -32,7 +33,7 @@ def test_every_admin_change_is_recorded_newest_first(client, admin_headers, serv
     client.delete("/v1/lists/wave-7/entries?source=key:alice-admin", headers=admin_headers)
     client.put("/v1/policy", json=DEFAULT, headers=admin_headers)
     with services.database.transaction() as session:
-        queries.revoke_api_key("backend", session=session)
+        revoke_api_key("backend", session=session)
 
     items = audit(client, admin_headers)["items"]
     actions = [item["action"] for item in items]
@@ -56,7 +57,7 @@ def test_every_admin_change_is_recorded_newest_first(client, admin_headers, serv
 
 
 def test_large_changes_are_counted_without_listing_every_value(client, admin_headers):
-    values = [f"host{i}.example-mail.com" for i in range(queries.AUDIT_VALUES_LIMIT + 1)]
+    values = [f"host{i}.example-mail.com" for i in range(AUDIT_VALUES_LIMIT + 1)]
     client.post("/v1/lists/blocked-domains/entries", json={"values": values}, headers=admin_headers)
     event = audit(client, admin_headers, limit=1)["items"][0]
     assert event["detail"]["added"] == len(values) and "values" not in event["detail"]

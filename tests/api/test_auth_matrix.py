@@ -15,7 +15,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from tests.conftest import bearer
 from tests.support.contract import SPEC
-from verify.store import queries
+from verify.store.keys import create_api_key, revoke_api_key
 
 METHODS = ("get", "post", "put", "delete", "patch")
 SCOPE = re.compile(r"\(scope ((?:assess|admin)(?: or (?:assess|admin))*)\)")
@@ -50,8 +50,8 @@ def concrete(path: str) -> str:
 @pytest.fixture
 def credentials(services, keys) -> dict[str, dict[str, str]]:
     with services.database.transaction() as session:
-        revoked = queries.create_api_key("revoked-admin", ["assess", "admin"], session=session)
-        queries.revoke_api_key("revoked-admin", session=session)
+        revoked = create_api_key("revoked-admin", ["assess", "admin"], session=session)
+        revoke_api_key("revoked-admin", session=session)
     return {
         "no key": {},
         "unknown key": bearer("vk_00000000deadbeef_" + "x" * 43),

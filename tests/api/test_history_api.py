@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.history_traffic import add_mail_domains, codes, person, post, pretend_geoip
-from verify.store import queries
+from verify.store.policy import add_policy_version, current_policy
 
 
 @pytest.fixture(autouse=True)
@@ -108,8 +108,8 @@ def test_only_earlier_signups_count(client, assess_headers):
 
 def test_counts_stop_at_the_cap_and_say_so(client, assess_headers, services):
     with services.database.transaction() as session:
-        body = queries.current_policy(session=session).body
-        queries.add_policy_version({**body, "limits": {**body["limits"], "count_cap": 10}}, actor="test", session=session)
+        body = current_policy(session=session).body
+        add_policy_version({**body, "limits": {**body["limits"], "count_cap": 10}}, actor="test", session=session)
     results = [post(client, assess_headers, f"{person(n)}@example-mail.com", n, ip="192.0.2.99") for n in range(13)]
     history = results[12]["signals"]["history"]
     assert history["cap"] == 10 and history["counts"]["ip"]["short"] == 10
@@ -119,8 +119,8 @@ def test_counts_stop_at_the_cap_and_say_so(client, assess_headers, services):
 
 def test_history_windows_come_from_the_policy(client, assess_headers, services):
     with services.database.transaction() as session:
-        body = queries.current_policy(session=session).body
-        queries.add_policy_version({**body, "limits": {**body["limits"], "window_short_seconds": 600}}, actor="test", session=session)
+        body = current_policy(session=session).body
+        add_policy_version({**body, "limits": {**body["limits"], "window_short_seconds": 600}}, actor="test", session=session)
     post(client, assess_headers, "w1@example-mail.com", 0, ip="192.0.2.77")
     later = post(client, assess_headers, "w2@example-mail.com", 15, ip="192.0.2.77")
     assert later["signals"]["history"]["windows"]["short"] == 600

@@ -15,7 +15,7 @@ from tests.support.contract import ContractClient
 from verify.api import limits
 from verify.app import create_app
 from verify.settings import SettingsError
-from verify.store import queries
+from verify.store.keys import create_api_key, revoke_api_key
 
 REDIS_URL = os.environ.get("VERIFY_TEST_REDIS_URL")
 
@@ -78,8 +78,8 @@ def limited_app(settings, *, rate: str, storage: str = "memory://"):
 @pytest.fixture
 def limited_keys(services) -> dict[str, str]:
     with services.database.transaction() as session:
-        made = {name: queries.create_api_key(name, ["assess", "admin"], session=session) for name in ("first", "second", "gone")}
-        queries.revoke_api_key("gone", session=session)
+        made = {name: create_api_key(name, ["assess", "admin"], session=session) for name in ("first", "second", "gone")}
+        revoke_api_key("gone", session=session)
     return made
 
 

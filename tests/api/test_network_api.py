@@ -15,7 +15,7 @@ from tests.support.contract import ContractClient
 from verify.app import create_app
 from verify.cli import main
 from verify.settings import Settings
-from verify.store import queries
+from verify.store.lists import get_list, insert_entries
 
 FLAGS = ("is_anonymous", "is_anonymous_vpn", "is_hosting_provider", "is_public_proxy", "is_residential_proxy", "is_tor_exit_node")
 
@@ -45,7 +45,7 @@ def codes(body) -> set[str]:
 
 def add_to_list(services, name: str, *values: str) -> None:
     with services.database.transaction() as session:
-        queries.insert_entries(queries.get_list(name, session=session), values, source="test", session=session)
+        insert_entries(get_list(name, session=session), values, source="test", session=session)
 
 
 def stored_keys(services, assessment_id: str) -> dict:

@@ -8,7 +8,7 @@ from sqlmodel import select
 from verify import cli
 from verify.engine.lists import DISPOSABLE_LIST
 from verify.intel.providers import disposable_seed
-from verify.store import queries
+from verify.store.lists import add_list_entries, get_list, import_list_entries
 from verify.store.models import ListEntry
 
 
@@ -24,7 +24,7 @@ def run(app):
 
 def entries_of(services, name: str) -> dict[str, ListEntry]:
     with services.database.transaction() as session:
-        list_def = queries.get_list(name, session=session)
+        list_def = get_list(name, session=session)
         return {row.value: row for row in session.exec(select(ListEntry).where(ListEntry.list_id == list_def.id))}
 
 
@@ -97,9 +97,9 @@ def test_bad_csv_expiry_is_refused(run, services, tmp_path):
 def test_update_disposable_replaces_package_entries_and_keeps_hand_added_ones(run, services):
     domains, source = disposable_seed()
     with services.database.transaction() as session:
-        list_def = queries.get_list(DISPOSABLE_LIST, session=session)
-        queries.add_list_entries(list_def, ["hand-added.example"], source="key:alice-admin", actor="alice-admin", session=session)
-        queries.import_list_entries(list_def, [("gone-from-package.example", None, None)], source="package:disposable-email-domains==0.0.1",
+        list_def = get_list(DISPOSABLE_LIST, session=session)
+        add_list_entries(list_def, ["hand-added.example"], source="key:alice-admin", actor="alice-admin", session=session)
+        import_list_entries(list_def, [("gone-from-package.example", None, None)], source="package:disposable-email-domains==0.0.1",
                                     actor="system", session=session)
     result = run("lists", "update-disposable")
     assert result.exit_code == 0, result.output

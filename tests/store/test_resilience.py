@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support import load_client
 from tests.conftest import BACKENDS, bearer
 from verify.app import create_app
-from verify.store import queries
+from verify.store.keys import create_api_key, live_api_keys, secret_lookup
 from verify.store.database import Database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,9 +90,9 @@ def make_key(database_url: str, name: str, scopes: list[str]) -> tuple[str, int]
     database = Database(database_url)
     try:
         with database.transaction() as session:
-            secret = queries.create_api_key(name, scopes, session=session)
+            secret = create_api_key(name, scopes, session=session)
         with database.transaction() as session:
-            return secret, queries.live_api_keys(session=session)[queries.secret_lookup(secret)].id
+            return secret, live_api_keys(session=session)[secret_lookup(secret)].id
     finally:
         database.dispose()
 

@@ -31,7 +31,15 @@ from verify.engine.email import EmailInvalid, parse_email
 from verify.engine.reasons import CATALOGUE
 from verify.errors import Conflict, InvalidInput
 from verify.intel.providers import Providers
-from verify.store import queries
+from verify.store.assessments import (
+    AssessmentFilter,
+    add_feedback,
+    feedback_for,
+    find_by_idempotency_key,
+    get_assessment,
+    related_assessments,
+    search_assessments,
+)
 
 bp = Blueprint("assessments", __name__, url_prefix="/v1/assessments")
 
@@ -54,7 +62,7 @@ def idempotency_key() -> str | None:
 
 def replay(key_id: int, key: str, digest: str) -> tuple[dict, int] | None:
     """The first answer given for this idempotency key, or None if there was none."""
-    earlier = queries.find_by_idempotency_key(key_id, key, session=db_session())
+    earlier = find_by_idempotency_key(key_id, key, session=db_session())
     if earlier is None:
         return None
     if earlier.request_hash != digest:
@@ -93,8 +101,8 @@ def create():
 @requires_scope("assess", "admin")
 def read(assessment_id: str):
     session = db_session()
-    row = queries.get_assessment(assessment_id, session=session)
-    return assessment_json(row, feedback=queries.feedback_for([row.id], session=session)[row.id])
+    row = get_assessment(assessment_id, session=session)
+    return assessment_json(row, feedback=feedback_for([row.id], session=session)[row.id])
 
 
 # -- search ------------------------------------------------------------------------------
@@ -125,7 +133,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     return moment, seq
 
 
-def search_filter(query: SearchIn, providers: Providers) -> queries.AssessmentFilter:
+def search_filter(query: SearchIn, providers: Providers) -> AssessmentFilter:
     """The query, normalised with the same functions that made the stored keys."""
     found: dict = {"verdict": query.verdict, "device_id": query.device_id, "since": query.since, "until": query.until}
     try:
@@ -152,7 +160,7 @@ def search_filter(query: SearchIn, providers: Providers) -> queries.AssessmentFi
     if query.reason is not None and query.reason not in CATALOGUE:
         raise bad_query("reason", "unknown reason code")
     found["reason"] = query.reason
-    return queries.AssessmentFilter(**found)
+    return AssessmentFilter(**found)
 
 
 @bp.get("")
@@ -162,8 +170,8 @@ def search():
     filters = search_filter(query, services().assessor.providers)
     after = decode_cursor(query.cursor) if query.cursor else None
     session = db_session()
-    rows, position = queries.search_assessments(filters, limit=query.limit, after=after, session=session)
-    feedback = queries.feedback_for([row.id for row in rows], session=session)
+    rows, position = search_assessments(filters, limit=query.limit, after=after, session=session)
+    feedback = feedback_for([row.id for row in rows], session=session)
     return {"items": [assessment_json(row, feedback=feedback[row.id]) for row in rows], "next_cursor": encode_cursor(position)}
 
 
@@ -174,8 +182,8 @@ def search():
 def give_feedback(assessment_id: str):
     body = parse(FeedbackIn, read_json())
     session = db_session()
-    row = queries.get_assessment(assessment_id, session=session)
-    stored = queries.add_feedback(row, **body.model_dump(), actor=current_key().name, session=session)
+    row = get_assessment(assessment_id, session=session)
+    stored = add_feedback(row, **body.model_dump(), actor=current_key().name, session=session)
     session.commit()
     return feedback_json(stored), 201
 
@@ -185,10 +193,10 @@ def give_feedback(assessment_id: str):
 def related(assessment_id: str):
     query = parse(RelatedIn, request.args.to_dict())
     session = db_session()
-    row = queries.get_assessment(assessment_id, session=session)
+    row = get_assessment(assessment_id, session=session)
     providers = services().assessor.providers
     # A free-mail or relay domain is shared by millions of strangers: not a cluster.
     domain = row.email_domain or ""
     skip = ("email_domain",) if providers.is_free(domain) or providers.is_relay(domain) or domain in providers.rules else ()
-    groups = queries.related_assessments(row, limit=query.limit, count_cap=RELATED_COUNT_CAP, skip=skip, session=session)
+    groups = related_assessments(row, limit=query.limit, count_cap=RELATED_COUNT_CAP, skip=skip, session=session)
     return related_json(row.id, groups)

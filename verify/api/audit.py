@@ -12,7 +12,7 @@ from verify.api.bodies import parse
 from verify.api.context import db_session
 from verify.api.paging import decode_cursor, encode_cursor
 from verify.api.schemas import text, timestamp
-from verify.store import queries
+from verify.store.audit import audit_page
 from verify.store.models import AuditEvent
 
 bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
@@ -32,6 +32,6 @@ def event_json(row: AuditEvent) -> dict[str, Any]:
 def index():
     query = parse(AuditQuery, request.args.to_dict())
     before = decode_cursor(query.cursor, key="before", kind=int)
-    rows = queries.audit_page(limit=query.limit + 1, before=before, session=db_session())
+    rows = audit_page(limit=query.limit + 1, before=before, session=db_session())
     page, more = rows[:query.limit], len(rows) > query.limit
     return {"items": [event_json(row) for row in page], "next_cursor": encode_cursor({"before": page[-1].id}) if more else None}

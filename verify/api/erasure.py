@@ -16,7 +16,8 @@ from verify.api.context import db_session, services
 from verify.api.schemas import text
 from verify.engine.email import EmailInvalid, parse_email
 from verify.engine.identity import ProviderRule, canonical_email
-from verify.store import queries
+from verify.store.assessments import assessment_ids_of_person, delete_assessments
+from verify.store.audit import record_audit
 
 bp = Blueprint("erasure", __name__, url_prefix="/v1/erasure")
 
@@ -88,10 +89,10 @@ def erase():
     body = parse(ErasureIn, read_json())
     target = person(body, services().assessor.providers.rules)
     session = db_session()
-    ids = queries.assessment_ids_of_person(**vars(target), session=session)
-    erased, feedback = queries.delete_assessments(ids, session=session)
+    ids = assessment_ids_of_person(**vars(target), session=session)
+    erased, feedback = delete_assessments(ids, session=session)
     # The audit says who erased how much, by which kind of identifier: never the identifier.
-    queries.record_audit(
+    record_audit(
         current_key().name, "assessments.erase", target=body.kind, detail={"assessments": erased, "feedback": feedback}, session=session
     )
     session.commit()

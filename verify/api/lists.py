@@ -16,7 +16,16 @@ from verify.api.schemas import parse_rfc3339, text, timestamp
 from verify.api.transactions import committed
 from verify.engine.list_values import LIST_NAME, Located, ValueInvalid, ValuesInvalid, normalise_all, normaliser, text_lines
 from verify.errors import InvalidInput, MalformedRequest, UnsupportedMediaType
-from verify.store import queries
+from verify.store.lists import (
+    add_list_entries,
+    create_list,
+    delete_list_source,
+    delete_list_value,
+    get_list,
+    list_entries_page,
+    list_summaries,
+    replace_list_entries,
+)
 from verify.store.models import ListDef, ListEntry
 
 bp = Blueprint("lists", __name__, url_prefix="/v1/lists")
@@ -147,7 +156,7 @@ def replacement_values() -> tuple[list[Located], str | None]:
 @bp.get("")
 @requires_scope("admin")
 def index():
-    return {"items": [list_json(row, count) for row, count in queries.list_summaries(session=db_session())]}
+    return {"items": [list_json(row, count) for row, count in list_summaries(session=db_session())]}
 
 
 @bp.post("")
@@ -155,7 +164,7 @@ def index():
 def create():
     body = parse(ListIn, read_json())
     session = db_session()
-    row = committed(lambda: queries.create_list(
+    row = committed(lambda: create_list(
         body.name, kind=body.kind, action=body.action, description=body.description, actor=actor(), session=session
     ), conflict=CONCURRENT)
     return list_json(row, 0), 201
@@ -166,9 +175,9 @@ def create():
 def entries(name: str):
     query = parse(EntriesQuery, request.args.to_dict())
     session = db_session()
-    list_def = queries.get_list(name, session=session)
+    list_def = get_list(name, session=session)
     after = decode_cursor(query.cursor, key="after", kind=str)
-    rows = queries.list_entries_page(list_def, limit=query.limit + 1, after=after, q=query.q, source=query.source, session=session)
+    rows = list_entries_page(list_def, limit=query.limit + 1, after=after, q=query.q, source=query.source, session=session)
     page, more = rows[:query.limit], len(rows) > query.limit
     return {"items": [entry_json(row) for row in page], "next_cursor": encode_cursor({"after": page[-1].value}) if more else None}
 
@@ -178,9 +187,9 @@ def entries(name: str):
 def add_entries(name: str):
     body = parse(EntriesIn, read_json())
     session = db_session()
-    list_def = queries.get_list(name, session=session)
+    list_def = get_list(name, session=session)
     values = normalised(list_def, [Located(f"values[{i}]", value) for i, value in enumerate(body.values)])
-    added, existing = committed(lambda: queries.add_list_entries(
+    added, existing = committed(lambda: add_list_entries(
         list_def, values, source=key_source(), actor=actor(), reason=body.reason, expires_at=body.expires_at, session=session
     ), conflict=CONCURRENT)
     return {"added": added, "existing": existing}
@@ -191,9 +200,9 @@ def add_entries(name: str):
 def replace_entries(name: str):
     located, reason = replacement_values()
     session = db_session()
-    list_def = queries.get_list(name, session=session)
+    list_def = get_list(name, session=session)
     values = normalised(list_def, located)
-    added, removed, total = committed(lambda: queries.replace_list_entries(
+    added, removed, total = committed(lambda: replace_list_entries(
         list_def, values, source=key_source(), actor=actor(), reason=reason, session=session
     ), conflict=CONCURRENT)
     return {"added": added, "removed": removed, "total": total}
@@ -207,13 +216,13 @@ def remove_entries(name: str):
         problem = {"field": "value", "message": "give exactly one of `value` and `source`"}
         raise InvalidInput("give exactly one of `value` and `source`", errors=[problem])
     session = db_session()
-    list_def = queries.get_list(name, session=session)
+    list_def = get_list(name, session=session)
     if query.source is not None:
-        committed(lambda: queries.delete_list_source(list_def, query.source, actor=actor(), session=session), conflict=CONCURRENT)
+        committed(lambda: delete_list_source(list_def, query.source, actor=actor(), session=session), conflict=CONCURRENT)
         return "", 204
     try:
         value = normaliser(list_def.kind, rules=services().assessor.providers.rules)(query.value)
     except ValueInvalid as error:
         raise InvalidInput(f"not a value of kind {list_def.kind}", errors=[{"field": "value", "message": str(error)}]) from None
-    committed(lambda: queries.delete_list_value(list_def, value, actor=actor(), session=session), conflict=CONCURRENT)
+    committed(lambda: delete_list_value(list_def, value, actor=actor(), session=session), conflict=CONCURRENT)
     return "", 204

@@ -16,7 +16,7 @@ from verify.engine.policy import Policy, PolicyInvalid, parse_policy
 from verify.engine.reasons import default_points
 from verify.engine.simulation import StoredJudgement, simulate
 from verify.errors import InvalidInput, Unavailable
-from verify.store import queries
+from verify.store.policy import add_policy_version, current_policy, recent_judgements
 from verify.store.models import PolicyVersion
 
 bp = Blueprint("policy", __name__, url_prefix="/v1/policy")
@@ -48,7 +48,7 @@ def policy_json(row: PolicyVersion) -> dict[str, Any]:
 @bp.get("")
 @requires_scope("admin")
 def read():
-    row = queries.current_policy(session=db_session())
+    row = current_policy(session=db_session())
     if row is None:
         raise Unavailable("the database holds no policy yet; run `verify db upgrade`")
     return policy_json(row)
@@ -60,7 +60,7 @@ def replace():
     policy = proposed(read_json())
     session = db_session()
     row = committed(
-        lambda: queries.add_policy_version(stored_body(policy), actor=current_key().name, session=session),
+        lambda: add_policy_version(stored_body(policy), actor=current_key().name, session=session),
         conflict="another policy version was stored at the same moment; retry",
     )
     return policy_json(row)
@@ -71,5 +71,5 @@ def replace():
 def simulation():
     query = parse(SimulateQuery, request.args.to_dict())
     policy = proposed(read_json())
-    rows = queries.recent_judgements(query.last, session=db_session())
+    rows = recent_judgements(query.last, session=db_session())
     return simulate((StoredJudgement(*row) for row in rows), policy)

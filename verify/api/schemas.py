@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, fi
 
 from verify.engine import list_values
 from verify.store.models import Assessment, Feedback
-from verify.store.queries import RelatedGroup
+from verify.store.assessments import RelatedGroup
 
 METADATA_LIMIT = 4096
 FUTURE_TOLERANCE = timedelta(minutes=5)

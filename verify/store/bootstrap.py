@@ -5,16 +5,18 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from verify.engine.lists import DISPOSABLE_LIST
-from verify.store import queries
+from verify.store.lists import ensure_builtin_lists, insert_entries
+from verify.store.policy import add_policy_version, current_policy
+from verify.store.stamps import LISTS_STAMP, bump_stamp
 
 
 def bootstrap(*, session: Session, default_policy: dict, disposable: tuple[list[str], str]) -> None:
     """Idempotent: only what is missing is created; an admin's later changes are kept."""
-    created = {row.name: row for row in queries.ensure_builtin_lists(session=session)}
+    created = {row.name: row for row in ensure_builtin_lists(session=session)}
     if DISPOSABLE_LIST in created:
         values, source = disposable
-        queries.insert_entries(created[DISPOSABLE_LIST], values, source=source, session=session)
+        insert_entries(created[DISPOSABLE_LIST], values, source=source, session=session)
     if created:
-        queries.bump_stamp(queries.LISTS_STAMP, session=session)
-    if queries.current_policy(session=session) is None:
-        queries.add_policy_version(default_policy, actor="system", session=session)
+        bump_stamp(LISTS_STAMP, session=session)
+    if current_policy(session=session) is None:
+        add_policy_version(default_policy, actor="system", session=session)

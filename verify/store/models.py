@@ -10,6 +10,11 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
+def utcnow() -> datetime:
+    """The clock every stored timestamp is read from."""
+    return datetime.now(timezone.utc)
+
+
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes on every backend (SQLite keeps no zone, so we add it back)."""
 

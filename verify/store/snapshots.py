@@ -18,7 +18,10 @@ from verify import metrics
 from verify.engine.lists import ListIndex
 from verify.engine.policy import Policy, parse_policy
 from verify.errors import Unavailable
-from verify.store import queries
+from verify.store.keys import live_api_keys, secret_lookup, secret_matches
+from verify.store.lists import load_list_entries
+from verify.store.policy import current_policy
+from verify.store.stamps import KEYS_STAMP, LISTS_STAMP, POLICY_STAMP, read_stamps
 from verify.store.models import ApiKey
 
 
@@ -39,7 +42,7 @@ class Snapshots:
     def stamps(self, *, session: Session) -> dict[str, int]:
         """The stamps, read once per session (a session serves one request or one command)."""
         if "stamps" not in session.info:
-            session.info["stamps"] = queries.read_stamps(session=session)
+            session.info["stamps"] = read_stamps(session=session)
         return session.info["stamps"]
 
     def current(self, *, session: Session) -> Snapshot:
@@ -48,22 +51,22 @@ class Snapshots:
 
     def api_key(self, secret: str, *, session: Session) -> ApiKey | None:
         """The live key whose secret this is, from a copy of the keys reloaded when one changes."""
-        lookup = queries.secret_lookup(secret)
+        lookup = secret_lookup(secret)
         if lookup is None:
             return None
-        stamp = self.stamps(session=session).get(queries.KEYS_STAMP, 0)
+        stamp = self.stamps(session=session).get(KEYS_STAMP, 0)
         cached = self._keys
         if cached is None or cached[0] != stamp:
-            cached = self._keys = (stamp, queries.live_api_keys(session=session))
+            cached = self._keys = (stamp, live_api_keys(session=session))
         key = cached[1].get(lookup)
-        return key if key is not None and queries.secret_matches(key, secret) else None
+        return key if key is not None and secret_matches(key, secret) else None
 
     def _current_policy(self, stamps: dict[str, int], session: Session) -> Policy:
-        stamp = stamps.get(queries.POLICY_STAMP, 0)
+        stamp = stamps.get(POLICY_STAMP, 0)
         cached = self._policy
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        row = queries.current_policy(session=session)
+        row = current_policy(session=session)
         if row is None:
             raise Unavailable("the database holds no policy yet; run `verify db upgrade`")
         policy = parse_policy(row.body, version=row.version, base_points=self._base_points)
@@ -71,7 +74,7 @@ class Snapshots:
         return policy
 
     def _current_lists(self, stamps: dict[str, int], session: Session) -> ListIndex:
-        stamp = stamps.get(queries.LISTS_STAMP, 0)
+        stamp = stamps.get(LISTS_STAMP, 0)
         cached = self._lists
         if cached is not None and cached[0] == stamp:
             return cached[1]
@@ -79,7 +82,7 @@ class Snapshots:
             cached = self._lists
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-            entries = queries.load_list_entries(session=session)
+            entries = load_list_entries(session=session)
             index = ListIndex(entries)
             metrics.set_list_sizes(Counter(entry.list_name for entry in entries))
             self._lists = (stamp, index)

@@ -1,0 +1,23 @@
+"""Stamps: counters bumped on every change of a cached thing, so that each worker knows to reload."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from verify.store.models import Stamp
+
+LISTS_STAMP = "lists"
+KEYS_STAMP = "keys"
+POLICY_STAMP = "policy"
+
+
+def read_stamps(*, session: Session) -> dict[str, int]:
+    return {name: value for name, value in session.execute(sa.select(Stamp.name, Stamp.value))}
+
+
+def bump_stamp(name: str, *, session: Session) -> None:
+    updated = session.execute(sa.update(Stamp).where(Stamp.name == name).values(value=Stamp.value + 1))
+    if updated.rowcount == 0:
+        session.add(Stamp(name=name, value=1))
+        session.flush()
