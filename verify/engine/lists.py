@@ -64,16 +64,21 @@ class ListIndex:
         self._networks: dict[tuple[str, int], pytricia.PyTricia] = {}
         self._longest_prefix = 0
         self.size = 0
+        # Stored values an older version wrote but this one cannot read (a zoned IPv6 address):
+        # one bad row must not make every assessment fail, so it is left out and reported.
+        self.skipped: list[ListEntryValue] = []
         for entry in entries:
-            self._add(entry)
+            if self._add(entry):
+                self.size += 1
+            else:
+                self.skipped.append(entry)
 
-    def _add(self, entry: ListEntryValue) -> None:
-        self.size += 1
+    def _add(self, entry: ListEntryValue) -> bool:
         if entry.kind != "ip":
             self._exact[entry.kind][entry.value].append(entry)
             if entry.kind == "phone_prefix":
                 self._longest_prefix = max(self._longest_prefix, len(entry.value))
-            return
+            return True
         # Stored values are already normalised (engine/list_values.py), so the radix tree parses
         # them itself: going through ipaddress first made rebuilding 100,000 networks take seconds.
         version = 6 if ":" in entry.value else 4
@@ -83,8 +88,14 @@ class ListIndex:
             tree = self._networks[key] = pytricia.PyTricia(32 if version == 4 else 128)
         try:
             tree[entry.value] = entry
+            return True
         except (ValueError, SystemError):  # pytricia reports some malformed text as SystemError
+            pass
+        try:
             tree[str(ipaddress.ip_network(entry.value, strict=False))] = entry
+        except (ValueError, SystemError):
+            return False
+        return True
 
     def _exact_matches(self, kind: str, candidates: Iterable[str], matched: str, now: datetime) -> list[ListMatch]:
         table = self._exact.get(kind, {})

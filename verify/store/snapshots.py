@@ -7,6 +7,7 @@ list, the policy or a key, on any worker or instance) is the copy rebuilt.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Mapping
@@ -23,6 +24,8 @@ from verify.store.lists import load_list_entries
 from verify.store.policy import current_policy
 from verify.store.stamps import KEYS_STAMP, LISTS_STAMP, POLICY_STAMP, read_stamps
 from verify.store.models import ApiKey
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class Snapshots:
                 return cached[1]
             entries = load_list_entries(session=session)
             index = ListIndex(entries)
+            for entry in index.skipped:
+                log.warning("list %s: skipped the stored value %r, which cannot be read as a %s", entry.list_name, entry.value, entry.kind)
             metrics.set_list_sizes(Counter(entry.list_name for entry in entries))
             self._lists = (stamp, index)
             return index
