@@ -40,6 +40,20 @@ PACKAGE_SOURCE_PREFIX = "package:"
 _CHUNK = 500
 
 
+def lock_list(list_def: ListDef, *, session: Session) -> None:
+    """Hold the list's write lock until the transaction ends, so that changes to one list run one at a time.
+
+    Without it two concurrent replaces each read the entries before the other wrote, and the
+    list ended up holding the union of both bodies. PostgreSQL locks the list's row. SQLite
+    (pysqlite) opens a transaction only at the first write, so writing the row first takes the
+    database's write lock before anything is read, as BEGIN IMMEDIATE would.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(ListDef.id).where(ListDef.id == list_def.id).with_for_update())
+    else:
+        session.execute(sa.update(ListDef).where(ListDef.id == list_def.id).values(updated_at=ListDef.updated_at))
+
+
 def ensure_builtin_lists(*, session: Session) -> list[ListDef]:
     """Create the built-in lists that do not exist yet; return the new ones."""
     existing = set(session.exec(select(ListDef.name)))
@@ -170,6 +184,7 @@ def add_list_entries(
     session: Session,
 ) -> tuple[int, int]:
     """Add normalised values; return (added, existing). Values already on the list are left as they are."""
+    lock_list(list_def, session=session)
     added, existing = insert_entries(list_def, values, source=source, reason=reason, expires_at=expires_at, session=session)
     if added:
         _audit_list_change(
@@ -188,6 +203,7 @@ def import_list_entries(
     session: Session,
 ) -> tuple[int, int]:
     """Add (value, reason, expires_at) rows, as from a CSV file; return (added, existing)."""
+    lock_list(list_def, session=session)
     groups: dict[tuple[str | None, datetime | None], list[str]] = {}
     seen: set[str] = set()
     for value, reason, expires_at in entries:
@@ -221,6 +237,7 @@ def replace_list_entries(
 
     Entries that stay keep their provenance, reason and expiry; only new values get `source`.
     """
+    lock_list(list_def, session=session)
     wanted = list(dict.fromkeys(values))
     wanted_set = set(wanted)
     present = dict(session.execute(select(ListEntry.value, ListEntry.id).where(ListEntry.list_id == list_def.id)).all())
@@ -247,6 +264,7 @@ def replace_list_entries(
 
 def delete_list_value(list_def: ListDef, value: str, *, actor: str, session: Session) -> None:
     """Remove one normalised value; NotFound when the list does not hold it."""
+    lock_list(list_def, session=session)
     entry = session.exec(select(ListEntry).where(ListEntry.list_id == list_def.id, ListEntry.value == value)).first()
     if entry is None:
         raise NotFound(f"{value!r} is not on the list {list_def.name!r}")
@@ -257,6 +275,7 @@ def delete_list_value(list_def: ListDef, value: str, *, actor: str, session: Ses
 
 def delete_list_source(list_def: ListDef, source: str, *, actor: str, session: Session) -> int:
     """Remove every entry of one provenance (a poisoned feed or file); NotFound when there is none."""
+    lock_list(list_def, session=session)
     values = list(session.exec(
         select(ListEntry.value).where(ListEntry.list_id == list_def.id, ListEntry.source == source)
     ))
@@ -282,6 +301,7 @@ def refresh_package_entries(
     Entries an admin added by hand are kept whatever the package says; package entries that
     the new version still has are relabelled with its `source`.
     """
+    lock_list(list_def, session=session)
     wanted = set(values)
     present = {
         value: (entry_id, entry_source)
