@@ -10,10 +10,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from verify.errors import NotFound
+from verify.errors import Conflict, NotFound
 from verify.store.models import Assessment, Feedback, utcnow
 
 ASSESSMENT = Assessment.__table__.c
+
+# Feedback is the outcome of a challenge or a review, a handful per assessment; the cap keeps
+# one assessment from growing without bound (3,000 notes made one GET 3.4 MB).
+FEEDBACK_PER_ASSESSMENT = 50
 
 
 def save_assessment(row: Assessment, *, session: Session) -> Assessment:
@@ -44,6 +48,12 @@ def find_by_idempotency_key(api_key_id: int, key: str, *, session: Session) -> A
 def add_feedback(
     assessment: Assessment, *, label: str, source: str, note: str | None, actor: str, session: Session
 ) -> Feedback:
+    """Store one piece of feedback; Conflict when the assessment holds FEEDBACK_PER_ASSESSMENT already."""
+    given = session.execute(
+        sa.select(sa.func.count()).select_from(Feedback).where(Feedback.assessment_id == assessment.id)
+    ).scalar_one()
+    if given >= FEEDBACK_PER_ASSESSMENT:
+        raise Conflict(f"the assessment {assessment.id!r} holds {FEEDBACK_PER_ASSESSMENT} pieces of feedback, the most it takes")
     row = Feedback(assessment_id=assessment.id, label=label, source=source, note=note, actor=actor, created_at=utcnow())
     session.add(row)
     session.flush()
