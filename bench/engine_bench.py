@@ -25,7 +25,7 @@ from email_validator import validate_email
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.mmdb import anonymous, asn, country, write_mmdb  # noqa: E402
+from tests.support.mmdb import anonymous, asn, country, write_mmdb  # noqa: E402
 from verify.assessing import Assessor, Signup  # noqa: E402
 from verify.engine.decide import judge  # noqa: E402
 from verify.engine.lists import ListIndex  # noqa: E402

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.dns_server import LoopbackDNS  # noqa: E402  (a real DNS server, so MX checks resolve)
+from tests.support.dns_server import LoopbackDNS  # noqa: E402  (a real DNS server, so MX checks resolve)
 
 VERIFY = Path(sys.executable).with_name("verify")
 GUNICORN = Path(sys.executable).with_name("gunicorn")

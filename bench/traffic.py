@@ -27,8 +27,8 @@ import phonenumbers
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.dns_server import DEFAULT_ZONE, LoopbackDNS  # noqa: E402
-from tests.mmdb import anonymous, asn, country, write_mmdb  # noqa: E402
+from tests.support.dns_server import DEFAULT_ZONE, LoopbackDNS  # noqa: E402
+from tests.support.mmdb import anonymous, asn, country, write_mmdb  # noqa: E402
 from verify.app import create_app  # noqa: E402
 from verify.cli import upgrade_database  # noqa: E402
 from verify.settings import Settings  # noqa: E402
