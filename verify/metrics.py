@@ -84,10 +84,12 @@ def collectors() -> Collectors:
             "verify_dns_lookups_total", "MX checks (cached outcomes included), by outcome: ok, null_mx, no_mail_host, unknown.",
             ["outcome"], registry=registry,
         ),
-        # livemin: under gunicorn each worker has its own canary; one failing worker shows 0.
+        # Labelled by the one configured name so that there is no sample (rather than a false
+        # 0) before the first lookup or with the canary off; livemin: under gunicorn each worker
+        # has its own canary, and one failing worker shows 0.
         dns_canary_ok=Gauge(
             "verify_dns_canary_ok", "1 while the DNS canary (VERIFY_DNS_CANARY) resolves, 0 while it fails "
-            "(NXDOMAIN and empty answers then read unknown).", registry=registry, multiprocess_mode="livemin",
+            "(NXDOMAIN and empty answers then read unknown).", ["canary"], registry=registry, multiprocess_mode="livemin",
         ),
     )
     for outcome in DNS_OUTCOMES:
@@ -127,9 +129,9 @@ def record_dns_lookup(outcome: str) -> None:
     collectors().dns_lookups.labels(outcome=outcome).inc()
 
 
-def set_dns_canary(*, ok: bool) -> None:
-    """Publish the latest canary lookup: 1 when it resolved, 0 when it failed."""
-    collectors().dns_canary_ok.set(1 if ok else 0)
+def set_dns_canary(canary: str, *, ok: bool) -> None:
+    """Publish the latest lookup of the canary: 1 when it resolved, 0 when it failed."""
+    collectors().dns_canary_ok.labels(canary=canary).set(1 if ok else 0)
 
 
 def set_list_sizes(sizes: Mapping[str, int]) -> None:

@@ -30,7 +30,7 @@ def counted(outcome: str) -> float:
 
 
 def canary_gauge() -> float:
-    return metrics.collectors().dns_canary_ok._value.get()
+    return metrics.collectors().dns_canary_ok.labels(canary=CANARY)._value.get()
 
 
 def test_a_healthy_resolver_still_says_undeliverable(server):

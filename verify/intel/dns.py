@@ -126,7 +126,7 @@ class Canary:
                 self._passing = passing
                 self._checked_at = time.monotonic()
                 self._running = None
-            metrics.set_dns_canary(ok=passing)
+            metrics.set_dns_canary(self.name, ok=passing)
             done.set()
 
 
