@@ -89,3 +89,15 @@ def test_without_a_canary_the_check_says_off(server):
     assert checker.check("gone.example-nx.com") == mx.NO_MAIL_HOST
     assert checker.readiness() == {"status": "off"}
     assert NullMxChecker().readiness() == {"status": "off"}
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [(None, "gmail.com"), ("off", None), ("OFF", None), ("Canary.Example.", "canary.example")],
+    ids=["default", "off", "off-upper", "normalised"],
+)
+def test_the_canary_setting(value, expected):
+    from verify.settings import Settings
+
+    environ = {} if value is None else {"VERIFY_DNS_CANARY": value}
+    assert Settings.from_env(environ).dns_canary == expected
