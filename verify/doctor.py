@@ -49,13 +49,17 @@ def check_database(settings: Settings) -> Iterator[Finding]:
     """The database answers, and its schema is at the newest migration."""
     url = normalise_url(settings.database_url)
     shown = shown_url(settings.database_url)
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        if not Path(parsed.database).is_file():
+    try:
+        parsed = sa.engine.make_url(url)
+        sqlite_file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+        if sqlite_file not in (None, "", ":memory:") and not Path(sqlite_file).is_file():
             # Connecting would create an empty file where a typo points.
             yield Finding("database", FAIL, f"{shown}: the file does not exist (verify db upgrade creates it)")
             return
-    engine = create_db_engine(url)
+        engine = create_db_engine(url)
+    except sa.exc.ArgumentError as error:  # not a URL, or a driver that is not installed
+        yield Finding("database", FAIL, f"{shown}: unusable URL ({error})")
+        return
     try:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))

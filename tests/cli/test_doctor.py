@@ -149,3 +149,10 @@ def test_urls_are_shown_without_credentials(url, shown):
     from verify.doctor import shown_url
 
     assert shown_url(url) == shown
+
+
+def test_an_unusable_database_url_fails_cleanly(env):
+    env.setenv("VERIFY_DATABASE_URL", "nosuchdb://somewhere/verify")
+    result, lines = doctor()
+    assert result.exit_code == 1
+    assert lines["database"][0] == "fail" and "unusable" in lines["database"][1]
