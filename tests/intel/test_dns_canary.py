@@ -101,3 +101,18 @@ def test_the_canary_setting(value, expected):
 
     environ = {} if value is None else {"VERIFY_DNS_CANARY": value}
     assert Settings.from_env(environ).dns_canary == expected
+
+
+def test_denials_stored_since_the_canary_last_passed_are_forgotten_when_it_fails(server):
+    checker = make_checker(server, canary_interval=0.3)
+    assert checker.check("gone.example-nx.com") == mx.NO_MAIL_HOST  # true: the canary passes
+    time.sleep(0.35)
+    assert checker.readiness()["status"] == "ok"
+    server.resolver.nxdomain_for_everything = True
+    # Within the interval the canary is not asked again, so this lie gets through at first...
+    assert checker.check("acme-corp.io") == mx.NO_MAIL_HOST
+    time.sleep(0.35)
+    assert checker.readiness()["status"] == "canary_failing"
+    # ...but it is not kept once the canary fails; what was denied before the last pass is.
+    assert checker.check("acme-corp.io") == mx.UNKNOWN
+    assert checker.check("gone.example-nx.com") == mx.NO_MAIL_HOST

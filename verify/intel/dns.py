@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dns.exception
@@ -90,14 +91,24 @@ def canary_problem(resolver: dns.resolver.Resolver, name: str, *, timeout: float
 class Canary:
     """A name that must have MX records, looked up at most once per `interval` seconds."""
 
-    def __init__(self, name: str, *, resolver: dns.resolver.Resolver, timeout: float, interval: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        resolver: dns.resolver.Resolver,
+        timeout: float,
+        interval: float,
+        on_failure: Callable[[float], None] = lambda last_passed: None,
+    ) -> None:
         self.name = name
+        self.on_failure = on_failure
         self.resolver = resolver
         self.timeout = timeout
         self.interval = interval
         self._lock = threading.Lock()
         self._passing: bool | None = None
         self._checked_at = float("-inf")
+        self._passed_at = float("-inf")
         self._running: threading.Event | None = None
 
     def passing(self, *, wait: float) -> bool | None:
@@ -123,9 +134,15 @@ class Canary:
             passing = canary_problem(self.resolver, self.name, timeout=self.timeout) is None
         finally:
             with self._lock:
+                started_failing = not passing and self._passing is not False
+                last_passed = self._passed_at
                 self._passing = passing
                 self._checked_at = time.monotonic()
+                if passing:
+                    self._passed_at = self._checked_at
                 self._running = None
+            if started_failing:
+                self.on_failure(last_passed)
             metrics.set_dns_canary(self.name, ok=passing)
             done.set()
 
@@ -134,6 +151,7 @@ class Canary:
 class _Cached:
     outcome: str
     expires: float
+    stored: float
 
 
 class _Flight:
@@ -167,7 +185,11 @@ class MxChecker:
         # No dnspython cache: outcomes are cached below, so that they expire within our bounds
         # and failures are cached too.
         self.resolver = make_resolver(nameservers)
-        self.canary = Canary(canary, resolver=self.resolver, timeout=timeout, interval=canary_interval) if canary else None
+        self.canary = (
+            Canary(canary, resolver=self.resolver, timeout=timeout, interval=canary_interval, on_failure=self._forget_denials)
+            if canary
+            else None
+        )
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._flights: dict[str, _Flight] = {}
@@ -207,7 +229,8 @@ class MxChecker:
                     outcome, ttl = UNKNOWN, self.failure_ttl
             flight.outcome = outcome
             with self._lock:
-                self._cache[domain] = _Cached(outcome, time.monotonic() + ttl)
+                now = time.monotonic()
+                self._cache[domain] = _Cached(outcome, now + ttl, now)
                 self._cache.move_to_end(domain)
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
@@ -216,6 +239,14 @@ class MxChecker:
                 del self._flights[domain]
             flight.done.set()
         return outcome
+
+    def _forget_denials(self, last_passed: float) -> None:
+        """Drop the NO_MAIL_HOST outcomes stored since the canary last passed: the resolver
+        may have been lying already, and they would outlive the canary's failure."""
+        with self._lock:
+            doubtful = [domain for domain, cached in self._cache.items() if cached.outcome == NO_MAIL_HOST and cached.stored >= last_passed]
+            for domain in doubtful:
+                del self._cache[domain]
 
     def _bounded(self, ttl: float) -> float:
         return min(max(ttl, self.min_ttl), self.max_ttl)
