@@ -95,7 +95,7 @@ def test_concurrent_lookups_of_an_unanswering_domain_send_one_query(silent):
         thread.join()
     assert outcomes == [mx.UNKNOWN] * 20
     assert silent.count("hangs.example-slow.com") == 1
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 1.5  # one timeout (0.5 s) and thread start-up, on a loaded machine
 
 
 def test_a_lookup_right_after_a_timeout_costs_no_timeout(silent):
@@ -103,7 +103,7 @@ def test_a_lookup_right_after_a_timeout_costs_no_timeout(silent):
     assert checker.check("hangs.example-slow.com") == mx.UNKNOWN
     started = time.monotonic()
     assert checker.check("hangs.example-slow.com") == mx.UNKNOWN
-    assert time.monotonic() - started < 0.05
+    assert time.monotonic() - started < 0.25  # half the timeout: no query was waited for
     assert silent.count("hangs.example-slow.com") == 1
 
 
