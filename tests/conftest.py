@@ -13,7 +13,7 @@ from hypothesis import settings as hypothesis_settings
 import sqlalchemy as sa
 
 from tests.support.contract import ContractClient
-from tests.support.dns_server import LoopbackDNS
+from tests.support.dns_server import CANARY, LoopbackDNS
 from verify.app import build_services, create_app, default_policy
 from verify.intel.providers import disposable_seed
 from verify.settings import Settings
@@ -105,7 +105,7 @@ def database_url(request, tmp_path, sqlite_template, worker_id) -> str:
 
 @pytest.fixture
 def settings(database_url, dns_server) -> Settings:
-    return Settings(database_url=database_url, dns_nameservers=(dns_server.nameserver,), dns_timeout=0.5)
+    return Settings(database_url=database_url, dns_nameservers=(dns_server.nameserver,), dns_timeout=0.5, dns_canary=CANARY)
 
 
 @pytest.fixture

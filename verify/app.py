@@ -23,7 +23,7 @@ MAX_BODY_BYTES = 64 * 1024
 def build_services(settings: Settings) -> context.Services:
     """Everything a request needs, built once per process."""
     mx_checker = (
-        MxChecker(timeout=settings.dns_timeout, nameservers=settings.dns_nameservers)
+        MxChecker(timeout=settings.dns_timeout, nameservers=settings.dns_nameservers, canary=settings.dns_canary)
         if settings.mx_check
         else NullMxChecker()
     )

@@ -193,6 +193,27 @@ def geoip_info() -> None:
         sys.exit(1)
 
 
+# Without the app: a configuration the app cannot start with is what doctor must report.
+@main.command(with_appcontext=False)
+def doctor() -> None:
+    """Check the configuration: database and migrations, GeoIP files, DNS, rate-limit storage.
+
+    Prints one line per check (ok, warn or fail, with the reason; URLs without credentials)
+    and exits with status 1 when any check fails. Changes nothing.
+    """
+    from verify.doctor import FAIL, Finding, diagnose
+    from verify.settings import Settings, SettingsError
+
+    try:
+        findings = diagnose(Settings.from_env(), now=datetime.now(timezone.utc))
+    except SettingsError as error:
+        findings = [Finding("settings", FAIL, str(error))]
+    for finding in findings:
+        click.echo(finding.line())
+    if any(finding.status == FAIL for finding in findings):
+        sys.exit(1)
+
+
 # -- lists -------------------------------------------------------------------------------
 
 LIST_ERRORS_SHOWN = 20

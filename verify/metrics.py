@@ -25,6 +25,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 LOOKUP_KINDS = ("dns_mx", "geoip_city", "geoip_asn", "geoip_anonymous")
+# The MX check's outcomes (verify.intel.dns.OUTCOMES): a closed set, every one shown from the start.
+DNS_OUTCOMES = ("ok", "null_mx", "no_mail_host", "unknown")
 
 
 def multiprocess_dir() -> str | None:
@@ -40,6 +42,8 @@ class Collectors:
     reasons: Counter
     lookups: Counter
     list_entries: Gauge
+    dns_lookups: Counter
+    dns_canary_ok: Gauge
 
 
 _lists_lock = threading.Lock()
@@ -56,7 +60,7 @@ def collectors() -> Collectors:
     registry = CollectorRegistry(auto_describe=True)
     if not multiprocess_dir():
         ProcessCollector(registry=registry)
-    return Collectors(
+    made = Collectors(
         registry=registry,
         requests=Counter(
             "verify_http_requests_total", "HTTP requests answered, by route (URL rule) and status.",
@@ -76,7 +80,21 @@ def collectors() -> Collectors:
             "verify_list_entries", "Entries per list in the index, set when the index is rebuilt.",
             ["list"], registry=registry, multiprocess_mode="livemostrecent",
         ),
+        dns_lookups=Counter(
+            "verify_dns_lookups_total", "MX checks (cached outcomes included), by outcome: ok, null_mx, no_mail_host, unknown.",
+            ["outcome"], registry=registry,
+        ),
+        # Labelled by the one configured name so that there is no sample (rather than a false
+        # 0) before the first lookup or with the canary off; livemin: under gunicorn each worker
+        # has its own canary, and one failing worker shows 0.
+        dns_canary_ok=Gauge(
+            "verify_dns_canary_ok", "1 while the DNS canary (VERIFY_DNS_CANARY) resolves, 0 while it fails "
+            "(NXDOMAIN and empty answers then read unknown).", ["canary"], registry=registry, multiprocess_mode="livemin",
+        ),
     )
+    for outcome in DNS_OUTCOMES:
+        made.dns_lookups.labels(outcome=outcome)
+    return made
 
 
 def record_request(*, method: str, route: str, status: int, seconds: float) -> None:
@@ -102,6 +120,18 @@ def record_lookup(kind: str, *, ok: bool) -> None:
     unreadable database: what makes a signal read "unknown".
     """
     collectors().lookups.labels(kind=kind, outcome="ok" if ok else "failure").inc()
+
+
+def record_dns_lookup(outcome: str) -> None:
+    """Count one MX check by its outcome, one of DNS_OUTCOMES."""
+    if outcome not in DNS_OUTCOMES:
+        raise ValueError(f"unknown DNS outcome {outcome!r}")
+    collectors().dns_lookups.labels(outcome=outcome).inc()
+
+
+def set_dns_canary(canary: str, *, ok: bool) -> None:
+    """Publish the latest lookup of the canary: 1 when it resolved, 0 when it failed."""
+    collectors().dns_canary_ok.labels(canary=canary).set(1 if ok else 0)
 
 
 def set_list_sizes(sizes: Mapping[str, int]) -> None:

@@ -43,6 +43,9 @@ class Settings:
     mx_check: bool = True
     dns_timeout: float = 1.0
     dns_nameservers: tuple[str, ...] = ()
+    # A domain that must have MX records; while it does not resolve, the resolver's "no such
+    # domain" is not believed. None (VERIFY_DNS_CANARY=off) switches the canary off.
+    dns_canary: str | None = "gmail.com"
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -74,6 +77,9 @@ class Settings:
             values["dns_timeout"] = _number(env["VERIFY_DNS_TIMEOUT"], "VERIFY_DNS_TIMEOUT", float)
         if env.get("VERIFY_DNS_NAMESERVERS"):
             values["dns_nameservers"] = tuple(env["VERIFY_DNS_NAMESERVERS"].replace(",", " ").split())
+        if env.get("VERIFY_DNS_CANARY"):
+            canary = env["VERIFY_DNS_CANARY"].strip().rstrip(".").lower()
+            values["dns_canary"] = None if canary == "off" else canary
         if env.get("VERIFY_PORT"):
             values["port"] = _number(env["VERIFY_PORT"], "VERIFY_PORT", int)
         if env.get("VERIFY_WORKERS"):

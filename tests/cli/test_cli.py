@@ -7,6 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from tests.support.dns_server import CANARY
 from verify.cli import main
 
 
@@ -14,6 +15,7 @@ from verify.cli import main
 def run(database_url, dns_server, monkeypatch):
     monkeypatch.setenv("VERIFY_DATABASE_URL", database_url)
     monkeypatch.setenv("VERIFY_DNS_NAMESERVERS", dns_server.nameserver)
+    monkeypatch.setenv("VERIFY_DNS_CANARY", CANARY)
     runner = CliRunner()
 
     def invoke(*args: str):

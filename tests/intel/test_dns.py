@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
+from tests.support.dns_server import CANARY, LoopbackDNS, SilentDNS
 from verify.intel import dns as mx
 from verify.intel.dns import MxChecker, parse_nameserver
 
 
 @pytest.fixture
 def checker(dns_server) -> MxChecker:
-    return MxChecker(timeout=0.5, nameservers=(dns_server.nameserver,))
+    return MxChecker(timeout=0.5, nameservers=(dns_server.nameserver,), canary=CANARY)
 
 
 @pytest.mark.parametrize(
@@ -65,3 +67,69 @@ def test_nameserver_syntax(text, expected):
 
 def test_switched_off_check_is_skipped():
     assert mx.NullMxChecker().check("example-mail.com") == mx.SKIPPED
+
+
+# -- an unanswering server: failures are cached, and one lookup per domain is in flight ------
+
+@pytest.fixture
+def silent():
+    server = SilentDNS().start()
+    yield server
+    server.stop()
+
+
+def test_concurrent_lookups_of_an_unanswering_domain_send_one_query(silent):
+    checker = MxChecker(timeout=0.5, nameservers=(silent.nameserver,), canary=None)
+    start = threading.Barrier(20)
+    outcomes: list[str] = []
+
+    def signup() -> None:
+        start.wait()
+        outcomes.append(checker.check("hangs.example-slow.com"))
+
+    threads = [threading.Thread(target=signup) for _ in range(20)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == [mx.UNKNOWN] * 20
+    assert silent.count("hangs.example-slow.com") == 1
+    assert time.monotonic() - started < 1.5  # one timeout (0.5 s) and thread start-up, on a loaded machine
+
+
+def test_a_lookup_right_after_a_timeout_costs_no_timeout(silent):
+    checker = MxChecker(timeout=0.5, nameservers=(silent.nameserver,), canary=None)
+    assert checker.check("hangs.example-slow.com") == mx.UNKNOWN
+    started = time.monotonic()
+    assert checker.check("hangs.example-slow.com") == mx.UNKNOWN
+    assert time.monotonic() - started < 0.25  # half the timeout: no query was waited for
+    assert silent.count("hangs.example-slow.com") == 1
+
+
+def test_server_failures_are_cached_briefly(checker, dns_server):
+    checker.check("servfail.com")
+    asked = dns_server.resolver.count("servfail.com")
+    assert checker.check("servfail.com") == mx.UNKNOWN
+    assert dns_server.resolver.count("servfail.com") == asked
+
+
+def test_cached_failures_expire(silent):
+    checker = MxChecker(timeout=0.2, nameservers=(silent.nameserver,), canary=None, failure_ttl=0.3)
+    checker.check("hangs.example-slow.com")
+    time.sleep(0.4)
+    assert checker.check("hangs.example-slow.com") == mx.UNKNOWN
+    assert silent.count("hangs.example-slow.com") == 2
+
+
+def test_cached_answers_expire_within_the_ttl_bounds():
+    server = LoopbackDNS(ttl=300).start()
+    try:
+        checker = MxChecker(timeout=0.5, nameservers=(server.nameserver,), canary=CANARY, min_ttl=0.1, max_ttl=0.3)
+        assert checker.check("acme-corp.io") == mx.OK
+        del server.resolver.zone["acme-corp.io."]
+        assert checker.check("acme-corp.io") == mx.OK  # still cached
+        time.sleep(0.4)
+        assert checker.check("acme-corp.io") == mx.NO_MAIL_HOST
+    finally:
+        server.stop()

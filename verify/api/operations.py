@@ -34,6 +34,8 @@ def readyz():
     # A GeoIP problem is reported, not fatal: its signals read "unknown" and the rest works.
     statuses = services().assessor.geoip.statuses(now=datetime.now(timezone.utc))
     checks["geoip"] = [status.as_dict() for status in statuses]
+    # A failing DNS canary is degraded, not down: MX outcomes read "unknown" meanwhile.
+    checks["dns"] = services().assessor.mx_checker.readiness()
     body = {"status": "ok" if ready else "unavailable", "checks": checks}
     return body, 200 if ready else 503
 
