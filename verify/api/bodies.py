@@ -63,7 +63,7 @@ def read_json() -> Any:
         raise MalformedRequest(f"the JSON is nested more than {MAX_DEPTH} levels deep")
     if found := _non_finite(document):
         where, text = found
-        message = f"{text} is not a JSON number; send a finite number or a string"
+        message = f"{text} is not a finite number (JSON has no NaN or Infinity); send a finite number or a string"
         raise InvalidInput(f"{where}: {message}", errors=[{"field": where, "message": message}])
     return document
 
