@@ -118,3 +118,36 @@ def test_workers_share_one_exposition_under_a_multiprocess_directory(tmp_path):
     }
     assert totals[("verify_assessments_total", (("verdict", "deny"),))] == 3
     assert totals[("verify_reasons_total", (("code", "email.invalid"),))] == 3
+
+
+def series(client) -> int:
+    text = client.get("/metrics").get_data(as_text=True)
+    return sum(len(family.samples) for family in text_string_to_metric_families(text) if family.name.startswith("verify_http"))
+
+
+def test_junk_methods_and_paths_leave_the_number_of_series_bounded(client):
+    import random
+    import string
+
+    from flask.testing import FlaskClient
+
+    rng = random.Random(2026)
+    client.get("/healthz")
+    before = series(client)
+    # The contract has no operation for a junk method, so these go through a plain client.
+    plain = FlaskClient(client.application)
+    for _ in range(500):
+        method = "".join(rng.choices(string.ascii_uppercase + "-_", k=rng.randint(3, 12)))
+        path = "/" + "/".join("".join(rng.choices(string.ascii_lowercase, k=6)) for _ in range(rng.randint(1, 3)))
+        response = plain.open(rng.choice([path, "/healthz", "/v1/assessments"]), method=method)
+        assert response.status_code in (404, 405) and response.mimetype == "application/problem+json"
+    after = series(client)
+    # Junk can add at most one method label ("other") to a few (route, status) pairs.
+    assert after - before <= 3 * 20
+    labels = {
+        sample.labels.get("method")
+        for family in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))
+        for sample in family.samples
+        if family.name.startswith("verify_http")
+    }
+    assert labels <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}

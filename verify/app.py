@@ -7,7 +7,7 @@ import json
 from flask import Flask
 
 from verify import api, logs
-from verify.api import context, instrumentation, limits
+from verify.api import context, instrumentation, limits, request_size
 from verify.assessing import Assessor
 from verify.engine.reasons import default_points
 from verify.intel.dns import MxChecker, NullMxChecker
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     logs.init_app(app)
     instrumentation.init_app(app)
+    request_size.init_app(app)
     context.init_app(app, build_services(settings))
     limits.init_app(app, settings)
     api.init_app(app)

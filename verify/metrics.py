@@ -28,6 +28,11 @@ LOOKUP_KINDS = ("dns_mx", "geoip_city", "geoip_asn", "geoip_anonymous")
 # The MX check's outcomes (verify.intel.dns.OUTCOMES): a closed set, every one shown from the start.
 DNS_OUTCOMES = ("ok", "null_mx", "no_mail_host", "unknown")
 
+# Labels come from closed sets: a label taken from the request (a junk method, a status no
+# route sends) would give an attacker one new series per request, without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
@@ -98,9 +103,13 @@ def collectors() -> Collectors:
 
 
 def record_request(*, method: str, route: str, status: int, seconds: float) -> None:
-    """Count one answered HTTP request; `route` is the URL rule, never the raw path."""
+    """Count one answered HTTP request; `route` is the URL rule (or "unmatched"), never the raw path."""
     metrics = collectors()
-    labels = {"method": method, "route": route, "status": str(status)}
+    labels = {
+        "method": method if method in METHODS else OTHER,
+        "route": route,
+        "status": str(status) if 100 <= status <= 599 else OTHER,
+    }
     metrics.requests.labels(**labels).inc()
     metrics.latency.labels(**labels).observe(seconds)
 

@@ -2,15 +2,65 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.http import errors as http_errors
+from gunicorn.workers.sync import SyncWorker
 
 from verify import metrics
+from verify.api.errors import PROBLEM_TYPE
+from verify.api.request_size import GUNICORN_LIMITS
 from verify.settings import Settings
+
+# gunicorn's own answers to requests it cannot parse, as problem+json like every other answer
+# instead of its HTML page. Errors it answers with another status (403, 417, 501) or that are
+# the application's (a bad response header) keep gunicorn's handling.
+PARSE_ERRORS: tuple[tuple[type[Exception], int, str, str, str], ...] = (
+    (http_errors.LimitRequestLine, 414, "uri-too-long", "URI Too Long",
+     f"the request line is longer than {GUNICORN_LIMITS['limit_request_line']} bytes; send large inputs in a body"),
+    (http_errors.LimitRequestHeaders, 431, "request-header-fields-too-large", "Request Header Fields Too Large",
+     "a header field is too long, or there are too many of them"),
+    (http_errors.InvalidRequestLine, 400, "malformed-request", "Bad Request", "the request line cannot be read"),
+    (http_errors.InvalidRequestMethod, 400, "malformed-request", "Bad Request", "the request method cannot be read"),
+    (http_errors.InvalidHTTPVersion, 400, "malformed-request", "Bad Request", "the HTTP version is not supported"),
+    (http_errors.InvalidHeaderName, 400, "malformed-request", "Bad Request", "a header name cannot be read"),
+    (http_errors.InvalidHeader, 400, "malformed-request", "Bad Request", "a header cannot be read"),
+    (http_errors.ObsoleteFolding, 400, "malformed-request", "Bad Request", "obsolete header line folding is refused"),
+    (http_errors.InvalidChunkSize, 400, "malformed-request", "Bad Request", "the chunked body cannot be read"),
+    (http_errors.ChunkMissingTerminator, 400, "malformed-request", "Bad Request", "the chunked body cannot be read"),
+    (http_errors.InvalidChunkExtension, 400, "malformed-request", "Bad Request", "the chunked body cannot be read"),
+)
+
+
+def problem_bytes(status: int, slug: str, title: str, detail: str) -> bytes:
+    """A whole HTTP/1.1 response carrying a problem document; the connection closes after it."""
+    body = json.dumps({"type": PROBLEM_TYPE + slug, "title": title, "status": status, "detail": detail}).encode()
+    head = (
+        f"HTTP/1.1 {status} {title}\r\nConnection: close\r\n"
+        f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class ProblemWorker(SyncWorker):
+    """gunicorn's sync worker, answering requests it cannot parse in problem+json."""
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        for kind, status, slug, title, detail in PARSE_ERRORS:
+            if isinstance(exc, kind):
+                # The exception's text quotes the request; the log gets only its class.
+                self.log.warning("refused an unreadable request from %s: %s", (addr or ("",))[0], type(exc).__name__)
+                try:
+                    client.sendall(problem_bytes(status, slug, title, detail))
+                except OSError:
+                    self.log.debug("failed to send the error answer")
+                return
+        super().handle_error(req, client, addr, exc)
 
 
 class VerifyServer(BaseApplication):
@@ -47,7 +97,8 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int) -> N
     options = {
         "bind": bind,
         "workers": workers,
-        "worker_class": "sync",
+        "worker_class": ProblemWorker,
+        **GUNICORN_LIMITS,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": None,

@@ -182,8 +182,8 @@ def test_allow_listed_private_address_is_not_a_reason(client, assess_headers, se
 
 # -- operations and missing databases --------------------------------------------------------
 
-def test_readyz_lists_each_database(client, geoip_files):
-    body = client.get("/readyz").get_json()
+def test_readyz_lists_each_database(client, geoip_files, admin_headers):
+    body = client.get("/readyz", headers=admin_headers).get_json()
     geoip = {item["role"]: item for item in body["checks"]["geoip"]}
     assert {role: item["status"] for role, item in geoip.items()} == {"city": "ok", "asn": "ok", "anonymous": "ok"}
     assert geoip["asn"]["database_type"] == "GeoLite2-ASN"

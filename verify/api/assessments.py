@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from verify import metrics
 from verify.api.auth import current_key, requires_scope
-from verify.api.bodies import parse, read_json
+from verify.api.bodies import parse, parse_query, query_error, read_json
 from verify.api.context import db_session, services
 from verify.api.schemas import (
     FeedbackIn,
@@ -111,7 +111,7 @@ RELATED_COUNT_CAP = 10_000
 
 
 def bad_query(field: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{field}: {message}", errors=[{"field": field, "message": message}])
+    return query_error(field, message)
 
 
 def encode_cursor(position: tuple[datetime, int] | None) -> str | None:
@@ -141,7 +141,9 @@ def search_filter(query: SearchIn, providers: Providers) -> AssessmentFilter:
             parsed = parse_email(query.email)
             found["email_canonical"] = providers.canonical_email(parsed.local, parsed.ascii_domain)
     except EmailInvalid as error:
-        raise bad_query("email", str(error)) from None
+        # A "+" sent unencoded in a query string arrives as a space (application/x-www-form-urlencoded).
+        hint = "; a space here is often a `+` sent unencoded: URL-encode it as %2B" if " " in query.email else ""
+        raise bad_query("email", f"{error}{hint}") from None
     try:
         if query.email_domain is not None:
             found["email_domain"] = parse_email(f"x@{query.email_domain.strip()}").ascii_domain
@@ -166,7 +168,7 @@ def search_filter(query: SearchIn, providers: Providers) -> AssessmentFilter:
 @bp.get("")
 @requires_scope("admin")
 def search():
-    query = parse(SearchIn, request.args.to_dict())
+    query = parse_query(SearchIn)
     filters = search_filter(query, services().assessor.providers)
     after = decode_cursor(query.cursor) if query.cursor else None
     session = db_session()
@@ -191,7 +193,7 @@ def give_feedback(assessment_id: str):
 @bp.get("/<assessment_id>/related")
 @requires_scope("admin")
 def related(assessment_id: str):
-    query = parse(RelatedIn, request.args.to_dict())
+    query = parse_query(RelatedIn)
     session = db_session()
     row = get_assessment(assessment_id, session=session)
     providers = services().assessor.providers

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from flask import Blueprint, request
+from flask import Blueprint
 from pydantic import BaseModel, Field
 
 from verify.api.auth import requires_scope
-from verify.api.bodies import parse
+from verify.api.bodies import parse_query
 from verify.api.context import db_session
 from verify.api.paging import decode_cursor, encode_cursor
 from verify.api.schemas import text, timestamp
@@ -30,7 +30,7 @@ def event_json(row: AuditEvent) -> dict[str, Any]:
 @bp.get("")
 @requires_scope("admin")
 def index():
-    query = parse(AuditQuery, request.args.to_dict())
+    query = parse_query(AuditQuery)
     before = decode_cursor(query.cursor, key="before", kind=int)
     rows = audit_page(limit=query.limit + 1, before=before, session=db_session())
     page, more = rows[:query.limit], len(rows) > query.limit

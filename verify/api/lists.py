@@ -9,7 +9,7 @@ from flask import Blueprint, request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from verify.api.auth import current_key, requires_scope
-from verify.api.bodies import parse, read_json
+from verify.api.bodies import parse, parse_query, read_json
 from verify.api.context import db_session, services
 from verify.api.paging import decode_cursor, encode_cursor
 from verify.api.schemas import parse_rfc3339, text, timestamp
@@ -173,7 +173,7 @@ def create():
 @bp.get("/<name>/entries")
 @requires_scope("admin")
 def entries(name: str):
-    query = parse(EntriesQuery, request.args.to_dict())
+    query = parse_query(EntriesQuery)
     session = db_session()
     list_def = get_list(name, session=session)
     after = decode_cursor(query.cursor, key="after", kind=str)
@@ -211,7 +211,7 @@ def replace_entries(name: str):
 @bp.delete("/<name>/entries")
 @requires_scope("admin")
 def remove_entries(name: str):
-    query = parse(RemoveQuery, request.args.to_dict())
+    query = parse_query(RemoveQuery)
     if (query.value is None) == (query.source is None):
         problem = {"field": "value", "message": "give exactly one of `value` and `source`"}
         raise InvalidInput("give exactly one of `value` and `source`", errors=[problem])

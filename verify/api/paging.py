@@ -7,7 +7,7 @@ import binascii
 import json
 from typing import Any
 
-from verify.errors import InvalidInput
+from verify.api.bodies import query_error
 
 
 def encode_cursor(position: dict[str, Any]) -> str:
@@ -24,6 +24,20 @@ def decode_cursor(cursor: str | None, *, key: str, kind: type) -> Any:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         document = None
     value = document.get(key) if isinstance(document, dict) else None
-    if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, str) and "\x00" in value):
-        raise InvalidInput("the cursor is not valid", errors=[{"field": "cursor", "message": "use the next_cursor of a previous page"}])
+    if not isinstance(value, kind) or isinstance(value, bool) or not _storable(value):
+        raise query_error("cursor", "not a cursor this service gave out; use the next_cursor of a previous page")
     return value
+
+
+def _storable(value: Any) -> bool:
+    # A forged position must not reach the database: ids are signed 64-bit, text is UTF-8
+    # without NUL (a lone surrogate from a JSON escape cannot be encoded).
+    if isinstance(value, int):
+        return 0 <= value < 2**63
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+    return False

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from flask import Blueprint, request
+from flask import Blueprint
 from pydantic import BaseModel, Field
 
 from verify.api.auth import current_key, requires_scope
-from verify.api.bodies import parse, read_json
+from verify.api.bodies import parse_query, read_json
 from verify.api.context import db_session
 from verify.api.schemas import timestamp
 from verify.api.transactions import committed
@@ -69,7 +69,7 @@ def replace():
 @bp.post("/simulate")
 @requires_scope("admin")
 def simulation():
-    query = parse(SimulateQuery, request.args.to_dict())
+    query = parse_query(SimulateQuery)
     policy = proposed(read_json())
     rows = recent_judgements(query.last, session=db_session())
     return simulate((StoredJudgement(*row) for row in rows), policy)

@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
+from rfc3339_validator import validate_rfc3339
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from verify.engine import list_values
@@ -15,19 +16,29 @@ from verify.store.assessments import RelatedGroup
 
 METADATA_LIMIT = 4096
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# History windows reach back from a signup's time; a signup dated near year 1 would take them
+# before the first date a datetime holds. No signup predates the Unix epoch.
+EARLIEST_OCCURRED_AT = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def parse_rfc3339(value: Any) -> datetime:
-    """An RFC 3339 timestamp with its offset, as an aware UTC datetime."""
+    """An RFC 3339 (section 5.6) timestamp with its offset, as an aware UTC datetime.
+
+    ISO 8601 forms that datetime.fromisoformat also reads (week dates, the basic format, no
+    offset) are refused: every time input is read the same strict way. A moment that falls
+    outside datetime's range once moved to UTC (year 1 ahead of UTC, year 9999 behind it) is
+    refused too rather than overflowing later.
+    """
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 date-time string")
+    # RFC 3339 section 5.6 lets "T" and "Z" be lower case; the validator reads upper case.
+    upper = value.upper()
+    if not validate_rfc3339(upper):
+        raise ValueError("must be an RFC 3339 date-time with an offset, such as 2026-01-31T12:00:00Z")
     try:
-        moment = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        raise ValueError("must be an RFC 3339 date-time such as 2026-01-31T12:00:00Z") from None
-    if moment.tzinfo is None:
-        raise ValueError("must carry a time zone offset (Z or +hh:mm)")
-    return moment.astimezone(timezone.utc)
+        return datetime.fromisoformat(upper).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise ValueError("must be a date-time between years 0001 and 9999 in UTC (leap seconds are not taken)") from None
 
 
 def normalise_ip(value: str) -> str:
@@ -87,6 +98,8 @@ class SignupIn(BaseModel):
         moment = parse_rfc3339(value)
         if moment > datetime.now(timezone.utc) + FUTURE_TOLERANCE:
             raise ValueError("must not be more than 5 minutes in the future")
+        if moment < EARLIEST_OCCURRED_AT:
+            raise ValueError("must not be before 1970-01-01T00:00:00Z")
         return moment
 
     @field_validator("metadata")

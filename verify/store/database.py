@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 15000
 
 
 def normalise_url(url: str) -> str:
@@ -31,7 +32,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -99,6 +100,23 @@ class Database:
         """Raise if the database cannot be reached."""
         with self.engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
+
+    def probe_write(self, *, timeout_ms: int = 500) -> None:
+        """Raise unless a write can be made now: a rolled-back no-op update that must take the
+        write lock (a read-only file or database, or a writer holding the lock, fails it)."""
+        sqlite = self.dialect == "sqlite"
+        with self.engine.connect() as connection:
+            try:
+                if sqlite:
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout={int(timeout_ms)}")
+                else:
+                    connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
+                    connection.exec_driver_sql(f"SET LOCAL statement_timeout = {2 * int(timeout_ms)}")
+                connection.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
+            finally:
+                connection.rollback()
+                if sqlite:
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
     def dispose(self) -> None:
         self.engine.dispose()
