@@ -198,8 +198,10 @@ def sql_parameters(value: Any, name: str | None = None) -> Any:
         return "[bytes]"
     if isinstance(value, dict):
         return {k: sql_parameters(v, k if isinstance(k, str) else None) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(sql_parameters(v) for v in value) if not hasattr(value, "_fields") else tuple(sql_parameters(v) for v in value)
+    if isinstance(value, list):
+        return [sql_parameters(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(sql_parameters(v) for v in value)
     return value
 
 

@@ -56,8 +56,7 @@ def test_ascii_skeleton(text, skeleton):
          "buecher", "japanese", "umlaut", "undecodable"],
 )
 def test_homograph_of(domain, target):
-    targets = frozenset(PROVIDERS.popular) | PROVIDERS.real_domains
-    assert homograph_of(domain, targets) == target
+    assert homograph_of(domain, PROVIDERS.popular, PROVIDERS.real_domains) == target
 
 
 @pytest.mark.parametrize(

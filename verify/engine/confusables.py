@@ -39,7 +39,7 @@ def ascii_skeleton(text: str) -> str:
 
 def unicode_domain(domain: str) -> str:
     """The Unicode form of a domain given in IDNA (xn--) or Unicode form; as given if it does not decode."""
-    if not domain.isascii():
+    if not domain.isascii() or "xn--" not in domain:
         return domain
     try:
         return idna.decode(domain)
@@ -47,8 +47,8 @@ def unicode_domain(domain: str) -> str:
         return domain
 
 
-def homograph_of(domain: str, targets: Collection[str]) -> str | None:
-    """The known domain this one imitates with look-alike characters, or None.
+def homograph_of(domain: str, *targets: Collection[str]) -> str | None:
+    """The domain of `targets` (one or more collections) this one imitates with look-alike characters, or None.
 
     `gmаil.com` (Cyrillic а, `xn--gmil-63d.com`) imitates gmail.com: no mail provider gives
     out such a name, and no person would choose it over the real one.
@@ -57,6 +57,6 @@ def homograph_of(domain: str, targets: Collection[str]) -> str | None:
     if name.isascii():
         return None
     skeleton = ascii_skeleton(name).lower()
-    if skeleton != name and skeleton.isascii() and skeleton in targets:
+    if skeleton != name and skeleton.isascii() and any(skeleton in collection for collection in targets):
         return skeleton
     return None

@@ -63,7 +63,7 @@ def typo_suggestion(domain: str, popular: Iterable[str], *, known: frozenset[str
     """
     if domain in known:
         return None
-    imitated = homograph_of(domain, known.union(popular))
+    imitated = homograph_of(domain, known, popular)
     if imitated:
         return imitated
     best: tuple[int, str] | None = None
