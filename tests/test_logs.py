@@ -8,6 +8,7 @@ import logging
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from verify import logs
 
@@ -86,3 +87,223 @@ def test_unsafe_or_missing_request_ids_are_replaced(client, sent):
 )
 def test_redact(text, hidden):
     assert hidden not in logs.redact(text)
+
+
+# -- phones however they are written; what is not a phone stays as it was ----------------
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+1 (415) 555-0123", "(415) 555-0123", "+44 20 7946 0958", "+44 (0)20 7946 0958", "415.555.0123",
+        "415-555-0123", "+33 1.23.45-67 89", "+49 30/1234567", "+1\u00a0415\u00a0555\u00a00123",
+        "\uff0b\uff11\u3000\uff14\uff11\uff15\uff15\uff15\uff15\uff10\uff11\uff12\uff13", "4155550123",
+    ],
+    ids=["us-parens", "national-parens", "uk-spaces", "uk-trunk-zero", "dots", "dashes", "mixed", "slash",
+         "no-break-spaces", "fullwidth", "bare-digits"],
+)
+def test_phones_with_any_separators_are_masked(phone):
+    text = logs.redact(f"signup phone={phone} failed")
+    digits = "".join(str(int(c)) for c in phone if c.isdigit())
+    assert "[phone:" in text
+    for fragment in (phone, digits, digits[-7:], phone.split()[-1]):
+        assert fragment not in text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "at 2026-12-02T10:00:00Z", "at 2026-12-02T10:00:00.123456+00:00", "on 2026-12-02 10:00:00", "on 02.12.2026",
+        "on 12/02/2026", "from 192.168.100.200", "from 203.0.113.254 and 10.0.0.1:8080", "from 2001:db8:85a3::8a2e:370:7334",
+        "from ::ffff:192.168.100.200", "id 123e4567-e89b-12d3-a456-426614174000", "id 00000000-0000-4000-8000-000000000000",
+        "request 0123456789abcdef0123456789abcdef", "sha 1234567890123456789012345678901234567890",
+    ],
+    ids=["iso-z", "iso-offset", "iso-space", "dmy-dots", "slashes", "ipv4", "ipv4-port", "ipv6", "mapped", "uuid",
+         "digit-uuid", "request-id", "digest"],
+)
+def test_dates_ips_and_uuids_survive(text):
+    assert logs.redact(text) == text
+
+
+def test_fullwidth_digits_give_the_fingerprint_of_their_number():
+    ascii_one, ascii_two = logs.redact("+14155550123"), logs.redact("+14155550999")
+    fullwidth_one = logs.redact("\uff0b\uff11\uff14\uff11\uff15\uff15\uff15\uff15\uff10\uff11\uff12\uff13")
+    fullwidth_two = logs.redact("\uff0b\uff11\uff14\uff11\uff15\uff15\uff15\uff15\uff10\uff19\uff19\uff19")
+    assert fullwidth_one == ascii_one and fullwidth_two == ascii_two and fullwidth_one != fullwidth_two
+
+
+# -- fields by name; reprs in tracebacks; SQLAlchemy's parameters ----------------------------
+
+def record(message="signup failed", *, args=(), exc_info=None, name="verify.test", **extra):
+    made = logging.LogRecord(name, logging.ERROR, __file__, 1, message, args, exc_info)
+    for key, value in extra.items():
+        setattr(made, key, value)
+    return json.loads(logs.JsonFormatter().format(made))
+
+
+def test_sensitive_extra_fields_are_masked_by_name():
+    line = record(
+        external_id="acct-77", user_agent="Mozilla/5.0 (X11; Linux) Firefox/140.0", device_id="dev-4242",
+        metadata={"campaign": "spring", "referrer": "friend"}, signup={"email_canonical": "jdoe", "local": "jdoe"},
+        api_key="anything", authorization="Basic dXNlcjpwYXNz", key="backend", route="/v1/assessments", status=201,
+    )
+    text = json.dumps(line)
+    for raw in ("acct-77", "Mozilla", "dev-4242", "spring", "friend", "jdoe", "anything", "dXNlcjpwYXNz"):
+        assert raw not in text
+    assert (line["key"], line["route"], line["status"]) == ("backend", "/v1/assessments", 201)
+
+
+def test_signup_repr_in_a_traceback_is_masked():
+    from datetime import datetime, timezone
+
+    from verify.assessing import Signup
+
+    signup = Signup(
+        email="jane.doe@example.org", occurred_at=datetime(2026, 12, 2, tzinfo=timezone.utc), phone="+1 (415) 555-0123",
+        device_id="dev-4242", user_agent="Mozilla/5.0 (X11; Linux) Firefox/140.0", external_id="acct-77",
+        metadata={"campaign": "spring"},
+    )
+    try:
+        raise RuntimeError(f"could not store {signup!r}")
+    except RuntimeError:
+        import sys
+
+        line = record(exc_info=sys.exc_info())
+    for raw in ("jane.doe", "555-0123", "dev-4242", "Mozilla", "acct-77", "spring"):
+        assert raw not in line["exception"]
+    assert "2026, 12, 2" in line["exception"]
+
+
+def long_email(length=200):
+    local = "verylonglocalpart"[: min(64, length)]
+    return f"{local}@{'sub' * ((length - len(local)) // 3)}.example.com"
+
+
+def test_sqlalchemy_error_parameters_are_masked_even_when_truncated():
+    import sqlalchemy as sa
+
+    engine = sa.create_engine("sqlite://")
+    email = long_email()
+    payload = json.dumps({"email": {"local": "verylonglocalpart", "normalized": email, "detail": "~" * 300}})
+    parameters = {"a": "~" * 200 + email, "b": payload, "c": "acct-77", "d": "2026-12-02"}  # the traceback quotes the failing line: not this one
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("INSERT INTO missing VALUES (:a, :b, :c, :d)"), parameters)
+    except sa.exc.OperationalError:
+        import sys
+
+        line = record(exc_info=sys.exc_info())
+    for raw in ("verylonglocal", "acct-77", email):
+        assert raw not in line["exception"]
+    assert "INSERT INTO missing" in line["exception"] and "2026-12-02" in line["exception"]
+
+
+def test_sqlalchemy_statement_log_parameters_are_masked(captured):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine("sqlite://")
+    email = long_email()
+    with engine.connect() as connection:
+        connection.execute(sa.text("SELECT :a, :b, :c"), {"a": "~" * 200 + email, "b": "acct-77", "c": "192.168.100.200"})
+    text = captured.getvalue()
+    assert "SELECT ?, ?, ?" in text and "192.168.100.200" in text
+    for raw in ("verylonglocal", "acct-77", email):
+        assert raw not in text
+
+
+def test_truncated_fragments_of_an_address_are_masked_in_free_text():
+    text = logs.redact("params ('verylonglocalpart ... (170 characters truncated) ... part@example.com', 'x')")
+    assert "verylonglocal" not in text and "part@example.com" not in text
+
+
+# -- property: generated emails and phones through every log path ---------------------------
+
+LOCAL_ALPHABET = st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-\u00e9\u00fc\u00df\u0436\u043e\u4f8b\u00f1")
+LABEL = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789\u00e4\u00f6\u0436"), min_size=1, max_size=40)
+FULLWIDTH = str.maketrans("0123456789+", "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff0b")
+
+
+@st.composite
+def emails(draw):
+    local = draw(st.text(LOCAL_ALPHABET, min_size=1, max_size=64).filter(lambda t: t[0] not in ".-" and t[-1] not in ".-"))
+    if draw(st.booleans()):
+        local = f"{local}+{draw(st.text(LOCAL_ALPHABET, min_size=1, max_size=10))}"
+    labels = draw(st.lists(LABEL, min_size=1, max_size=4))
+    return f"{local}@{'.'.join(labels)}.{draw(st.sampled_from(['com', 'org', 'de', 'co.uk', 'xn--p1ai']))}"
+
+
+@st.composite
+def phones(draw):
+    country = draw(st.sampled_from(["1", "44", "33", "49", "81", "7"]))
+    groups = draw(st.lists(st.text(st.sampled_from("0123456789"), min_size=2, max_size=4), min_size=2, max_size=4))
+    separators = st.sampled_from([" ", "-", ".", " (", ") ", "\u00a0", " - ", "/", ""])
+    phone = f"+{country}" + "".join(draw(separators) + group for group in groups)
+    if len([c for c in phone if c.isdigit()]) < 8:
+        phone += "5550123"
+    return phone.translate(FULLWIDTH) if draw(st.booleans()) else phone
+
+
+SURVIVORS = ["2026-12-02T10:00:00Z", "192.168.100.200", "123e4567-e89b-12d3-a456-426614174000"]
+
+
+def raw_forms(email, phone):
+    local = email.rsplit("@", 1)[0]
+    digits = "".join(str(int(c)) for c in phone if c.isdigit())
+    forms = {email, email.lower(), phone, digits}
+    if len(local) >= 8:
+        forms.add(local)
+    return forms
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(email=emails(), phone=phones(), long_tail=st.booleans())
+def test_no_generated_email_or_phone_survives_any_log_path(app, services, assess_headers, captured, email, phone, long_tail):
+    import sqlalchemy as sa
+
+    captured.seek(0)
+    captured.truncate()
+    external_id, user_agent = f"acct-{len(email)}-{phone[-3:]}x", f"Agent/{len(phone)} ({email[:3]}x)"
+    plain = FlaskClient(app)
+    # The access log line of a path that carries both (no route matches: the raw path is logged).
+    plain.get(f"/v1/people/{email}/{phone}")
+    # An app log line with extra fields and the values in its message.
+    logging.getLogger("verify.test").warning(
+        "signup %s %s at %s from %s id %s", email, phone, *SURVIVORS,
+        extra={"email": email, "phone": phone, "external_id": external_id, "user_agent": user_agent, "metadata": {"who": email}},
+    )
+    # A failing request whose exception quotes the signup.
+    services.assessor.assess = _explode
+    body = {"email": email, "phone": phone, "external_id": external_id, "user_agent": user_agent}
+    assert plain.post("/v1/assessments", json=body, headers=assess_headers).status_code == 500
+    # A statement that fails with the values among its parameters, some long enough to be cut.
+    filler = "~" * (250 if long_tail else 0)
+    try:
+        with sa.create_engine("sqlite://").connect() as connection:
+            connection.execute(sa.text("INSERT INTO missing VALUES (:a, :b, :c, :d)"), {"a": filler + email, "b": json.dumps({"local": email.rsplit("@", 1)[0], "e": email, "pad": filler}), "c": phone, "d": SURVIVORS[0]})
+    except sa.exc.OperationalError:
+        logging.getLogger("verify.test").exception("statement failed")
+
+    text = captured.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert any("exception" in line for line in lines)
+    for raw in raw_forms(email, phone) | {external_id, user_agent}:
+        assert raw not in text, raw
+    for kept in SURVIVORS:
+        assert kept in text
+
+
+def _explode(signup, **_):
+    raise RuntimeError(f"could not store {signup!r}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a" * 20000 + "@", "a@" * 10000, "1 " * 10000, "(1" * 10000, "1." * 10000, "+" * 20000, "email='" + "x" * 20000,
+     "metadata={" + "{" * 10000, " ... (5 characters truncated) ... " * 600, "1" * 20000],
+    ids=["run-without-domain", "at-signs", "spaced-digits", "parens", "dots", "pluses", "open-quote", "open-braces", "markers", "digits"],
+)
+def test_redaction_stays_linear_on_hostile_text(text):
+    import time
+
+    started = time.perf_counter()
+    logs.redact(text)
+    assert time.perf_counter() - started < 1.0

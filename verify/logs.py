@@ -8,18 +8,24 @@ database errors quote the parameters of the failed statement.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import ipaddress
 import json
 import logging
 import re
 import sys
 import time
+import unicodedata
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.sql import util as sql_util
 
 HANDLER_NAME = "verify-json"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -29,9 +35,52 @@ SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 API_KEY = re.compile(r"vk_[0-9a-f]+_[A-Za-z0-9_\-]+")
 BEARER = re.compile(r"(?i)(bearer\s+)\S+")
-EMAIL = re.compile(r"[^\s@\"'<>(),;:\[\]\\]+@[^\s@\"'<>(),;:\[\]\\]+")
-# Seven or more digits, with the separators people type in phone numbers between them.
-PHONE = re.compile(r"\+?\d(?:[\s().\-]{0,2}\d){6,}")
+_EMAIL_CHAR = r"[^\s@\"'<>(),;:\[\]]"
+# Starts only where a run of such characters starts: a long run without an @ is read once,
+# not once per position.
+EMAIL = re.compile(rf"(?<!{_EMAIL_CHAR}){_EMAIL_CHAR}+@{_EMAIL_CHAR}+")
+
+# Field names whose values are personal data or secrets wherever they appear: extra fields,
+# keys of JSON and dicts, `name='value'` in the reprs an exception message quotes, SQL
+# parameters by name. Free text is searched by the patterns below instead.
+EMAIL_FIELDS = frozenset({"email", "emails", "normalized", "canonical", "email_canonical", "local"})
+PHONE_FIELDS = frozenset({"phone", "phones", "phone_e164", "e164"})
+SENSITIVE_FIELDS = EMAIL_FIELDS | PHONE_FIELDS | frozenset({
+    "external_id", "user_agent", "device_id", "metadata", "api_key", "x_api_key", "secret", "key_secret",
+    "password", "token", "authorization", "cookie", "set_cookie",
+})
+_NAMES = "|".join(sorted(SENSITIVE_FIELDS, key=len, reverse=True))
+# A sensitive name with a quoted value, a (two levels deep) dict, or after a bare `=` a word:
+# `external_id='acct-1'`, `"user_agent": "Mozilla…"`, `metadata={'a': {'b': 1}}`, `?phone=…`.
+# Every branch is a run of one character class: no nested quantifiers to backtrack through.
+NAMED_VALUE = re.compile(
+    rf"""(?i)(?<![\w])(?P<name>{_NAMES})(?:(?P<sep>['"]?[ \t]*[:=][ \t]*)(?P<quoted>'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|\{{(?:[^{{}}\n]|\{{[^{{}}\n]*\}})*\}})|=(?P<bare>[^\s,;&)}}\]'"]+))"""
+)
+# SQLAlchemy shows long parameters as head ` ... (N characters truncated) ... ` tail: an address
+# can be cut in two there, each half without its @.
+TRUNCATED = re.compile(r" \.\.\. \(?\d+ characters truncated\)? \.\.\. ")
+WHITESPACE = re.compile(r"\s")
+
+# Phones: 7 to 15 digits (E.164's most) of any script (fullwidth too), with up to three of the
+# separators people type between them, an optional leading plus, and a leading parenthesis.
+_SEP = r"[ \t\u00a0\u2007\u202f\u3000().\-\u2010-\u2015/\uff08\uff09\uff0d\uff0e\uff0f]"
+_PHONE = rf"(?:[+\uff0b]\s?)?\(?\d(?:{_SEP}{{0,3}}\d){{6,14}}\)?"
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+# What looks like digits with separators but is not a phone, tried first at each position and
+# kept as it is: our own masks, ISO dates and times, d.m.yyyy dates, IPv4, UUIDs, hex ids.
+_KEEP = (
+    r"\[(?:email|phone|redacted|truncated)(?::[0-9a-f]*)?\]"
+    r"|\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"|(?:0?[1-9]|[12]\d|3[01])[./](?:0?[1-9]|[12]\d|3[01])[./](?:19|20)\d\d"
+    rf"|{_OCTET}(?:\.{_OCTET}){{3}}"
+    r"|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{16,}"
+)
+# A phone must be the whole run: not followed by more digits after a separator (else the
+# head of a longer number, a date or an address would pass for one).
+SCAN = re.compile(rf"(?<![\w+\uff0b])(?:(?P<keep>{_KEEP})(?!\w)|(?P<phone>{_PHONE})(?!\w)(?!{_SEP}{{1,3}}\d))")
+PHONE = re.compile(_PHONE)
+SAFE_VALUE = re.compile(rf"(?:{_KEEP})|[+-]?\d+(?:\.\d+)?")
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged as a field.
 STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
@@ -41,27 +90,179 @@ log = logging.getLogger("verify.requests")
 
 def fingerprint(value: str) -> str:
     """A short stable hash: enough to correlate lines about one person, useless to read them."""
-    return hashlib.sha256(value.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    folded = unicodedata.normalize("NFKC", value).strip().lower()
+    return hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def phone_fingerprint(phone: str) -> str:
+    """The hash of the number's digits in ASCII (fullwidth or other scripts' digits folded), with its plus."""
+    digits = "".join(str(unicodedata.digit(c)) for c in phone if c.isdigit())
+    plus = "+" if phone.lstrip()[:1] in ("+", "\uff0b") else ""
+    return fingerprint(plus + digits)
+
+
+def _email_mask(value: str) -> str:
+    return f"[email:{fingerprint(value)}]"
+
+
+def _phone_mask(value: str) -> str:
+    return f"[phone:{phone_fingerprint(value)}]"
+
+
+def _field(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def mask_field(name: str, value: Any) -> Any:
+    """The value of a sensitive field, by its name: a fingerprint, never the value."""
+    if value is None:
+        return None
+    field = _field(name)
+    if isinstance(value, str) and field in EMAIL_FIELDS:
+        return _email_mask(value)
+    if isinstance(value, str) and field in PHONE_FIELDS:
+        return _phone_mask(value)
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return f"[redacted:{fingerprint(text)}]"
+
+
+def _named(match: re.Match[str]) -> str:
+    name = match.group("name")
+    if match.group("bare") is not None:
+        return f"{name}={mask_field(name, match.group('bare'))}"
+    value = match.group("quoted")
+    if value[0] in "'\"":
+        value = value[1:-1]
+    return f"{name}{match.group('sep')}{mask_field(name, value)}"
+
+
+def _cut_truncated(text: str) -> str:
+    """Mask the words either side of each truncation marker: a cut address is still an address."""
+    if "characters truncated" not in text:
+        return text
+    parts, position = [], 0
+    for marker in TRUNCATED.finditer(text):
+        if marker.start() < position:
+            continue
+        start = max(text.rfind(" ", position, marker.start()), text.rfind("\n", position, marker.start()), position - 1) + 1
+        after = WHITESPACE.search(text, marker.end())
+        end = after.start() if after else len(text)
+        parts += [text[position:start], "[truncated]"]
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def _scanned(match: re.Match[str]) -> str:
+    phone = match.group("phone")
+    return _phone_mask(phone) if phone else match.group()
 
 
 def redact(text: str) -> str:
-    """The text with API keys, bearer tokens, emails and phone numbers masked."""
+    """The text with API keys, bearer tokens, sensitive named values, emails and phone numbers masked."""
     text = API_KEY.sub("vk_[redacted]", text)
     text = BEARER.sub(r"\1[redacted]", text)
-    text = EMAIL.sub(lambda m: f"[email:{fingerprint(m.group())}]", text)
-    return PHONE.sub(lambda m: f"[phone:{fingerprint(re.sub(r'[^0-9+]', '', m.group()))}]", text)
+    text = NAMED_VALUE.sub(_named, text)
+    text = _cut_truncated(text)
+    if "@" in text:
+        text = EMAIL.sub(lambda m: _email_mask(m.group()), text)
+    return SCAN.sub(_scanned, text)
 
 
-def _clean(value: Any) -> Any:
+def _clean(value: Any, name: str | None = None) -> Any:
+    if name is not None and _field(name) in SENSITIVE_FIELDS:
+        return mask_field(name, value)
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, (bool, int, float)) or value is None:
         return value
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+        return {str(k): _clean(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [_clean(v) for v in value]
     return redact(str(value))
+
+
+# -- SQL parameters ------------------------------------------------------------------------
+# A positional parameter has no name, and any string may be an external id or a user agent:
+# every string is masked unless it is a date, an address, a UUID, a hex id or a number. JSON
+# documents (stored signals) are masked leaf by leaf, keys kept. This runs before SQLAlchemy
+# renders (and cuts) the parameters, so no address is ever split.
+
+def sql_parameters(value: Any, name: str | None = None) -> Any:
+    if isinstance(value, str):
+        if name is not None and _field(name) in SENSITIVE_FIELDS:
+            return mask_field(name, value)
+        return _sql_text(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "[bytes]"
+    if isinstance(value, dict):
+        return {k: sql_parameters(v, k if isinstance(k, str) else None) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sql_parameters(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(sql_parameters(v) for v in value)
+    return value
+
+
+def _sql_text(value: str) -> str:
+    if value.lstrip()[:1] in ("{", "["):
+        try:
+            document = json.loads(value)
+        except ValueError:
+            pass
+        else:
+            return json.dumps(sql_parameters(document), ensure_ascii=False)
+    if SAFE_VALUE.fullmatch(value) or _is_ip(value):
+        return value
+    if EMAIL.fullmatch(value.strip()):
+        return _email_mask(value)
+    if PHONE.fullmatch(value.strip()):
+        return _phone_mask(value)
+    return f"[redacted:{fingerprint(value)}]"
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _safe_argument(argument: Any) -> Any:
+    # SQLAlchemy passes its parameters to the logger as an object that renders them lazily.
+    if isinstance(argument, sql_util._repr_params):
+        safe = copy.copy(argument)
+        safe.params = sql_parameters(argument.params)
+        return safe
+    return argument
+
+
+def _message(record: logging.LogRecord) -> str:
+    if isinstance(record.args, tuple) and record.args:
+        return str(record.msg) % tuple(_safe_argument(a) for a in record.args)
+    return record.getMessage()
+
+
+def _statement_errors(error: BaseException | None) -> Iterator[sa_exc.StatementError]:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, sa_exc.StatementError):
+            yield error
+        error = error.__cause__ or error.__context__
+
+
+def _traceback(text: str, error: BaseException | None) -> str:
+    """The traceback with each database error's parameters masked before they were rendered."""
+    for statement_error in _statement_errors(error):
+        if not statement_error.params:
+            continue
+        safe = copy.copy(statement_error)
+        safe.params = sql_parameters(statement_error.params)
+        text = text.replace(str(statement_error), str(safe))
+    return redact(text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -72,18 +273,20 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": redact(_message(record)),
         }
         request_id = getattr(record, "request_id", None)
         if request_id:
             document["request_id"] = request_id
         for name, value in vars(record).items():
             if name not in STANDARD_ATTRIBUTES and not name.startswith("_"):
-                document[name] = _clean(value)
+                document[name] = _clean(value, name)
         if record.exc_info:
-            document["exception"] = redact(self.formatException(record.exc_info))
+            document["exception"] = _traceback(self.formatException(record.exc_info), record.exc_info[1])
         elif record.exc_text:
             document["exception"] = redact(record.exc_text)
+        if record.stack_info:
+            document["stack"] = redact(record.stack_info)
         return json.dumps(document, ensure_ascii=False, default=str)
 
 

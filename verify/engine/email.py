@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from email_validator import EmailNotValidError, validate_email
 from rapidfuzz.distance import OSA
 
+from verify.engine.confusables import homograph_of
 from verify.engine.models import Finding, Signals
 
 VOWELS = set("aeiouy")
@@ -56,10 +57,15 @@ def typo_suggestion(domain: str, popular: Iterable[str], *, known: frozenset[str
     """The big provider this domain is probably a typo of, or None.
 
     Real domains a distance away from a big one (mail.com, ymail.com) are in `known`
-    and never count as typos. Longer names tolerate two edits, short ones one.
+    and never count as typos. Longer names tolerate two edits, short ones one. A homograph
+    (`gmаil.com` with a Cyrillic а, in IDNA or Unicode form) is a typo of what it imitates,
+    whatever the edit distance of its xn-- form.
     """
     if domain in known:
         return None
+    imitated = homograph_of(domain, known, popular)
+    if imitated:
+        return imitated
     best: tuple[int, str] | None = None
     for target in popular:
         allowed = 2 if len(target) >= 10 else 1
@@ -103,6 +109,15 @@ def check_typo_domain(signals: Signals, _policy: object) -> Iterator[Finding]:
         yield Finding("email.typo_domain", f"{email['domain']} looks like a typo; did you mean {email['typo_suggestion']}?")
 
 
+def check_confusable_domain(signals: Signals, _policy: object) -> Iterator[Finding]:
+    # Read from the signals alone: the suggestion is what the domain imitates when the
+    # domain's look-alike characters fold onto it.
+    email = signals["email"]
+    suggestion = email.get("typo_suggestion")
+    if email.get("valid") and suggestion and homograph_of(email["domain"], (suggestion,)):
+        yield Finding("email.confusable_domain", f"{email['domain']} imitates {suggestion} with look-alike characters")
+
+
 def check_disposable(signals: Signals, _policy: object) -> Iterator[Finding]:
     # A mistyped big provider often sits on disposable lists too: the typo explains it,
     # and the person should get the suggestion and a challenge, not a deny.
@@ -141,6 +156,7 @@ def check_random_local_part(signals: Signals, _policy: object) -> Iterator[Findi
 CHECKS = (
     check_invalid,
     check_typo_domain,
+    check_confusable_domain,
     check_disposable,
     check_relay,
     check_undeliverable,

@@ -10,6 +10,7 @@ from typing import Any
 
 import phonenumbers
 
+from verify.engine.confusables import ascii_skeleton
 from verify.engine.email import looks_random
 
 
@@ -59,6 +60,7 @@ def canonical_email(
 ) -> str:
     """The mailbox behind an address: tags cut, dots dropped and domains merged where the provider does."""
     rule = rules.get(ascii_domain, fallback)
+    local = ascii_skeleton(local) if ascii_domain in rules else local  # known providers take ASCII only: look-alikes are one mailbox
     domain = rule.canonical_domain or ascii_domain
     mailbox = local.lower() if rule.case_fold else local
     for separator in rule.tag_separators:

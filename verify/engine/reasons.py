@@ -23,6 +23,7 @@ CATALOGUE: dict[str, ReasonSpec] = {
     "email.undeliverable": ReasonSpec(80, "The domain cannot receive mail (null MX, or neither MX nor A)."),
     "email.role_account": ReasonSpec(20, "A role mailbox (admin@, info@, ...) rather than a person."),
     "email.typo_domain": ReasonSpec(45, "The domain looks like a typo of a large provider; a suggestion is given."),
+    "email.confusable_domain": ReasonSpec(80, "The domain imitates a large provider with look-alike Unicode characters (a homograph)."),
     "email.random_local_part": ReasonSpec(25, "The local part looks machine-generated."),
     "email.canonical_reuse": ReasonSpec(60, "The same mailbox signed up before, under dot, plus or case variants."),
     "email.domain_burst": ReasonSpec(40, "A sudden burst of signups from one non-free email domain."),

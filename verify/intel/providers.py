@@ -71,7 +71,7 @@ class Providers:
     @functools.cached_property
     def real_domains(self) -> frozenset[str]:
         """Domains known to be real providers: never suggested as typos of a big one."""
-        return self.free | self.relay
+        return self.free | self.relay | frozenset(self.rules)
 
     def canonical_email(self, local: str, ascii_domain: str) -> str:
         """The mailbox behind an address under the shipped aliasing rules."""
