@@ -88,7 +88,7 @@ def test_a_mapped_ipv6_address_is_counted_as_its_ipv4_address(client, assess_hea
 
 # -- lists: an entry made from one spelling matches a signup made from another ---------------
 
-LIST_OF = {"email": "blocked-emails", "email_domain": "blocked-domains", "ip": "blocked-ips", "country": "blocked-countries", "device": "blocked-devices", "asn": "blocked-asns"}
+LIST_OF = {"email": "blocked-emails", "email_domain": "blocked-domains", "ip": "blocked-ips", "country": "blocked-countries", "device": "blocked-devices", "asn": "blocked-asns", "phone_prefix": "blocked-phone-prefixes"}
 
 
 @pytest.mark.parametrize("case", cases(*LIST_OF), ids=lambda case: case.id)
@@ -103,7 +103,12 @@ def test_a_list_entry_matches_the_signups_it_was_written_for(client, admin_heade
     assert case.expected in {item["value"] for item in listed}
     if case.kind == "asn":
         return  # a signup's ASN comes from GeoIP (tests/api/test_network_api.py)
-    body = {"phone": PHONE_IN[case.expected]} if case.kind == "country" else signup_of(partner(case))
+    if case.kind == "country":
+        body = {"phone": PHONE_IN[case.expected]}
+    elif case.kind == "phone_prefix":
+        body = {"phone": "+４４ 7400 123456"}
+    else:
+        body = signup_of(partner(case))
     assessment = assess(client, assess_headers, **body)
     assert name in {match["list"] for match in assessment["signals"]["lists"]}, assessment["signals"]["lists"]
 

@@ -27,6 +27,7 @@ NORMALISERS: dict[str, Callable[[str], str]] = {
     "email_address": lambda raw: identity.email_key(raw, rules=RULES).address,
     "email_domain": identity.email_domain,
     "phone": _phone,
+    "phone_prefix": list_values.phone_prefix,
     "ip": identity.ip_address,
     "country": identity.country,
     "asn": identity.asn,
@@ -45,7 +46,7 @@ def test_the_normaliser_gives_the_expected_key(case: Case) -> None:
 
 
 # The list kinds whose entries are made by the same normalisers as the signups' keys.
-LIST_KINDS = {"email": "email", "email_domain": "email_domain", "ip": "ip", "country": "country", "asn": "asn", "device": "device"}
+LIST_KINDS = {kind: kind for kind in ("email", "email_domain", "ip", "country", "asn", "device", "phone_prefix")}
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.kind in LIST_KINDS], ids=lambda case: case.id)

@@ -13,7 +13,7 @@ import shutil
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import bearer, postgres_database_url, prepare, reset_postgres
@@ -29,15 +29,14 @@ STORED_KEYS = ("email", "email_canonical", "email_domain", "local_template", "ph
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 PADDING = st.sampled_from(["", " ", "\n", "\t", "\r\n", "\u200b", "\ufeff", "\u200c", "\u200d", "\u2060", " \u200b"])
-# Letters whose case folding differs between SQLite (ASCII only), PostgreSQL locales and Python.
-LETTERS = st.sampled_from(["a", "A", "z", "Z", "é", "É", "e\u0301", "E\u0301", "ß", "ẞ", "İ", "ı", "Ω", "ω", "Σ", "ς", "ǅ", "ﬁ", "1", "."])
+# Few people, many spellings: case that SQLite's lower() does not fold and PostgreSQL's does
+# (É, Ö, Σ), NFD and NFC, the sharp s, tags; so that one mailbox recurs within an example.
 LOCAL = st.builds(
-    lambda head, tail, tag: head + tail + tag,
-    st.sampled_from(["ana", "Ana", "bob", "BOB", "Jörg", "jo\u0308rg"]),
-    st.lists(LETTERS, max_size=3).map("".join).filter(lambda text: ".." not in text and not text.endswith(".")),
-    st.sampled_from(["", "+x", "+Promo", "-y"]),
+    lambda name, tag: name + tag,
+    st.sampled_from(["élodie", "Élodie", "ÉLODIE", "e\u0301lodie", "jörg", "JÖRG", "jo\u0308rg", "σοφία", "ΣΟΦΊΑ", "straße", "STRASSE", "ana"]),
+    st.sampled_from(["", "", "+x"]),
 )
-DOMAIN = st.sampled_from(["example-mail.com", "Example-Mail.COM", "bücher.de", "BÜCHER.de", "xn--bcher-kva.de", "gmail.com", "GoogleMail.com", "yandex.ru"])
+DOMAIN = st.sampled_from(["example-mail.com", "Example-Mail.COM", "bücher.de", "xn--bcher-kva.de", "GoogleMail.com"])
 EMAIL = st.builds(lambda before, local, domain, after: f"{before}{local}@{domain}{after}", PADDING, LOCAL, DOMAIN, PADDING)
 IP = st.builds(
     lambda before, address, after: before + address + after,
@@ -100,6 +99,8 @@ def outcome(client, headers, services, body: dict) -> dict:
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(traffic=st.lists(SIGNUP, min_size=1, max_size=10))
+# SQLite's lower() folds ASCII only, PostgreSQL's folds É too: this pair once split them.
+@example(traffic=[{"email": "élodie@example-mail.com"}, {"email": "Élodie@example-mail.com"}])
 def test_sqlite_and_postgresql_judge_the_same_traffic_alike(twins, traffic):
     # The twins keep their history across examples; both see the same traffic in the same
     # order, so their histories stay equal and must give equal answers.

@@ -6,7 +6,7 @@ None means the value is refused. Kinds:
 
 - `email`: the canonical mailbox (what lists of kind email and erasure match);
 - `email_address`: the one stored spelling of the address (what variants are told apart by);
-- `email_domain`, `phone` (E.164), `ip`, `country`, `asn`, `device`.
+- `email_domain`, `phone` (E.164), `phone_prefix`, `ip`, `country`, `asn`, `device`.
 """
 
 from __future__ import annotations
@@ -72,6 +72,11 @@ CASES: tuple[Case, ...] = (
     Case("+1 415 555 0123\t", "phone", "+14155550123"),
     Case("+44 12", "phone", None),
     Case("call me", "phone", None),
+    # -- phone prefixes (lists only) ---------------------------------------------------------
+    Case("+44 7400", "phone_prefix", "447400"),
+    Case("＋４４ ７４００", "phone_prefix", "447400"),
+    Case("\u200b447400\n", "phone_prefix", "447400"),
+    Case("0044 7400", "phone_prefix", None),
     # -- IP addresses ------------------------------------------------------------------------
     Case("81.2.69.160", "ip", "81.2.69.160"),
     Case(" 81.2.69.160\n", "ip", "81.2.69.160"),

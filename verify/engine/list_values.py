@@ -8,6 +8,7 @@ the canonical mailbox, because signups are matched on their canonical address).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -42,8 +43,10 @@ def email_address(raw: str, *, rules: MailRules) -> str:
 
 def phone_prefix(raw: str) -> str:
     """An E.164 prefix as digits: spaces and dashes are tolerated, the leading + is optional."""
-    text = re.sub(r"[\s\-]", "", identity.clean_text(raw))
-    text = text[1:] if text.startswith("+") else text
+    # Fullwidth and other Unicode decimal digits are digits, as in phone numbers (libphonenumber).
+    text = "".join(str(unicodedata.decimal(char)) if char.isdecimal() else char for char in identity.clean_text(raw))
+    text = re.sub(r"[\s\-]", "", text)
+    text = text[1:] if text.startswith(("+", "\uff0b")) else text  # ASCII or fullwidth plus
     if not text or not text.isascii() or not text.isdigit():
         raise ValueInvalid("not an E.164 prefix (digits, such as +44 7700 or 4477)")
     if text.startswith("0"):
