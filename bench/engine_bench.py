@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.mmdb import anonymous, asn, country, write_mmdb  # noqa: E402
 from verify.assessing import Assessor, Signup  # noqa: E402
+from verify.engine import identity  # noqa: E402
 from verify.engine.decide import judge  # noqa: E402
 from verify.engine.lists import ListIndex  # noqa: E402
 from verify.engine.policy import parse_policy  # noqa: E402
@@ -113,9 +114,9 @@ def main() -> None:
                 reader.get(signup.ip)
 
         def engine(signup: Signup) -> None:
-            gathered = assessor.gather(signup)
-            assessor.match_lists(gathered, signup, lists, now=now)
-            judge(gathered.signals, policy)
+            signals = assessor.gather(signup)
+            keys = identity.signup_keys(signals, device_id=signup.device_id)
+            judge(assessor.with_lists(signals, assessor.match_lists(signals, keys, lists, now=now), mx=None), policy)
 
         rate(engine, batch[:500])  # warm up
         library = rate(library_calls, batch)

@@ -129,16 +129,17 @@ class BenchAssessor(Assessor):
 
     history_ms: list[float]
 
-    def add_history(self, *args, **kwargs):
+    def read_history(self, *args, **kwargs):
         started = time.perf_counter()
-        super().add_history(*args, **kwargs)
+        found = super().read_history(*args, **kwargs)
         self.history_ms.append((time.perf_counter() - started) * 1000)
+        return found
 
     def gather(self, signup):
-        gathered = super().gather(signup)
+        signals = super().gather(signup)
         if signup.ip:
-            gathered.keys.asn = HOT_ASN if signup.ip.startswith(("81.", CARRIER_NET)) else int(signup.ip.split(".")[0]) + 1000
-        return gathered
+            signals["ip"]["asn"] = HOT_ASN if signup.ip.startswith(("81.", CARRIER_NET)) else int(signup.ip.split(".")[0]) + 1000
+        return signals
 
 
 def time_assessments(database: Database, signups: list[Signup], settings: Settings) -> tuple[list[float], list[float]]:

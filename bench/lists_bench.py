@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from verify.assessing import Assessor, Signup  # noqa: E402
+from verify.engine import identity  # noqa: E402
 from verify.engine.decide import judge  # noqa: E402
 from verify.engine.lists import ListEntryValue, ListIndex  # noqa: E402
 from verify.engine.policy import parse_policy  # noqa: E402
@@ -91,20 +92,17 @@ def per_signup_microseconds(work: Callable[[], None], count: int, *, rounds: int
 def assessment_path(assessor: Assessor, policy, people: list[Signup], index: ListIndex) -> tuple[float, float]:
     """(list matching only, the whole in-memory assessment) per signup, in microseconds."""
     gathered = [assessor.gather(signup) for signup in people]
+    keyed = [identity.signup_keys(signals, device_id=signup.device_id) for signup, signals in zip(people, gathered)]
 
     def matching() -> None:
-        for signup, found in zip(people, gathered):
-            assessor.match_lists(found, signup, index, now=NOW)
-            if signup.ip:
-                index.match_ip(signup.ip, now=NOW)
+        for signals, keys in zip(gathered, keyed):
+            assessor.match_lists(signals, keys, index, now=NOW)
 
     def whole() -> None:
         for signup in people:
-            found = assessor.gather(signup)
-            assessor.match_lists(found, signup, index, now=NOW)
-            if signup.ip:
-                found.signals["lists"] += [m.as_dict() for m in index.match_ip(signup.ip, now=NOW)]
-            judge(found.signals, policy)
+            signals = assessor.gather(signup)
+            keys = identity.signup_keys(signals, device_id=signup.device_id)
+            judge(assessor.with_lists(signals, assessor.match_lists(signals, keys, index, now=NOW), mx=None), policy)
 
     matching()  # warm up
     return per_signup_microseconds(matching, len(people), rounds=7), per_signup_microseconds(whole, len(people), rounds=5)

@@ -1,7 +1,8 @@
-"""Assess one signup: gather signals from the outside-knowledge readers, judge, store.
+"""Assess one signup, in stages: gather signals, derive keys, match lists, ask DNS, read history, judge, record.
 
 This is the one place where intel, the pure engine and the store meet; the HTTP view and
-the CLI both call `Assessor.assess`.
+the CLI both call `Assessor.assess`. Each stage returns plain values; the keys are derived
+from the signals by one pure function (`identity.signup_keys`), never written on the side.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from sqlmodel import Session
 
 from verify.engine import history, identity
 from verify.engine.decide import judge
-from verify.engine.email import EmailInvalid, is_role_account, looks_random, parse_email, typo_suggestion
+from verify.engine.email import is_role_account, looks_random, typo_suggestion
+from verify.engine.identity import IdentityInvalid, Keys
 from verify.engine.lists import DISPOSABLE_LIST, ListIndex, ListMatch
 from verify.engine.models import Signals
 from verify.engine.network import address_scope, is_country
@@ -28,6 +30,8 @@ from verify.store.assessments import save_assessment
 from verify.store.history import first_seen, history_counts, reputation_evidence
 from verify.store.models import Assessment
 from verify.store.snapshots import Snapshots
+
+__all__ = ["Assessor", "Keys", "Signup"]
 
 
 @dataclass(frozen=True)
@@ -45,27 +49,6 @@ class Signup:
     metadata: dict[str, Any] | None = None
 
 
-@dataclass
-class Keys:
-    """What the signup is remembered and counted by."""
-
-    email_canonical: str | None = None
-    email_domain: str | None = None
-    local_template: str | None = None
-    phone_e164: str | None = None
-    phone_block: str | None = None
-    ip: str | None = None
-    ip_network: str | None = None
-    asn: int | None = None
-    device_id: str | None = None
-
-
-@dataclass
-class Gathered:
-    signals: Signals
-    keys: Keys
-
-
 class Assessor:
     def __init__(
         self,
@@ -80,87 +63,60 @@ class Assessor:
         self.snapshots = snapshots
         self.geoip = geoip or GeoIP.unconfigured()
 
-    # -- gathering ---------------------------------------------------------------------
+    # -- gathering (no database, no DNS) ---------------------------------------------------
 
-    def email_signals(self, raw: str, keys: Keys) -> dict[str, Any]:
-        try:
-            parsed = parse_email(raw)
-        except EmailInvalid as error:
-            return {"valid": False, "error": str(error)}
+    def email_signals(self, raw: str) -> dict[str, Any]:
+        """What the address says on its own; `mx` is asked later, once the lists have spoken."""
         providers = self.providers
-        domain = parsed.ascii_domain
-        keys.email_domain = domain
-        keys.email_canonical = providers.canonical_email(parsed.local, domain)
-        keys.local_template = identity.local_template(keys.email_canonical.rsplit("@", 1)[0])
-        rule = providers.rules.get(domain)
+        try:
+            key = identity.email_key(raw, rules=providers.mail_rules)
+        except IdentityInvalid as error:
+            return {"valid": False, "error": str(error)}
+        domain = key.ascii_domain
         return {
             "valid": True,
-            "normalized": parsed.address,
-            "local": parsed.local,
+            "normalized": f"{key.local}@{key.domain}",
+            "address": key.address,
+            "local": key.local,
             "domain": domain,
-            "canonical": keys.email_canonical,
-            "provider": rule.provider if rule else None,
+            "canonical": key.canonical,
+            "provider": key.provider,
             "free": providers.is_free(domain),
             "relay": providers.is_relay(domain),
-            "role_account": is_role_account(parsed.local, providers.role_names),
-            "random_local_part": looks_random(parsed.local),
+            "role_account": is_role_account(key.local, providers.role_names),
+            "random_local_part": looks_random(key.local),
             "typo_suggestion": typo_suggestion(domain, providers.popular, known=providers.real_domains),
-            "mx": self.mail_exchange(domain),
         }
 
-    def mail_exchange(self, domain: str) -> str:
-        # The big providers receive mail: asking DNS for them adds latency and, behind a
-        # broken resolver, would turn every Gmail signup into an undeliverable one.
-        if domain in self.providers.free or self.providers.is_relay(domain):
-            return "known_provider"
-        return self.mx_checker.check(domain)
-
-    def ip_signals(self, address: str | None, keys: Keys, *, declared_country: str | None) -> dict[str, Any]:
-        """Address space, location, owner and anonymity of the signup's IP."""
+    def ip_signals(self, address: str | None, *, declared_country: str | None) -> dict[str, Any]:
+        """Address space, location, owner and anonymity of the signup's IP (already an identity.ip_address key)."""
         if address is None:
             return {"provided": False}
-        ip = ipaddress.ip_address(address)
-        described = self.geoip.describe(address)
-        if isinstance(described["asn"], int):
-            keys.asn = described["asn"]
         return {
             "provided": True,
             "address": address,
-            "version": ip.version,
+            "version": ipaddress.ip_address(address).version,
             "scope": address_scope(address),
-            "network": keys.ip_network,
-            **described,
+            "network": identity.ip_network(address),
+            **self.geoip.describe(address),
             "declared_country": declared_country,
         }
 
-    def phone_signals(self, raw: str | None, keys: Keys, *, declared_country: str | None, ip_country: Any) -> dict[str, Any]:
-        """What the number's ranges say; a national number is read in the declared, else the IP's, country."""
-        phone = describe_phone(raw, declared_country=declared_country, ip_country=ip_country)
-        # A number of the right length for its country code is worth counting even when it
-        # lies outside the allocated ranges: farms reuse made-up numbers too.
-        if phone.get("possible"):
-            keys.phone_e164 = phone["e164"]
-            keys.phone_block = identity.phone_block(phone["e164"])
-        return phone
-
-    def gather(self, signup: Signup) -> Gathered:
-        """Everything that needs no database: syntax, DNS, GeoIP, phone."""
-        keys = Keys(device_id=signup.device_id)
-        if signup.ip is not None:
-            keys.ip = signup.ip
-            keys.ip_network = identity.ip_network(signup.ip)
-        ip = self.ip_signals(signup.ip, keys, declared_country=signup.country)
-        signals: Signals = {
-            "email": self.email_signals(signup.email, keys),
-            "phone": self.phone_signals(signup.phone, keys, declared_country=signup.country, ip_country=ip.get("country")),
+    def gather(self, signup: Signup) -> Signals:
+        """Everything that needs neither the database nor DNS: syntax, GeoIP, phone ranges."""
+        ip = self.ip_signals(signup.ip, declared_country=signup.country)
+        return {
+            "email": self.email_signals(signup.email),
+            "phone": describe_phone(signup.phone, declared_country=signup.country, ip_country=ip.get("country")),
             "ip": ip,
             "history": {},
             "lists": [],
         }
-        return Gathered(signals=signals, keys=keys)
 
-    def match_lists(self, gathered: Gathered, signup: Signup, lists: ListIndex, *, now: datetime) -> None:
-        keys, signals = gathered.keys, gathered.signals
+    # -- lists, then DNS ---------------------------------------------------------------------
+
+    def match_lists(self, signals: Signals, keys: Keys, lists: ListIndex, *, now: datetime) -> list[ListMatch]:
+        """Every live list entry that names one of the keys (the disposable list included)."""
         matches: list[ListMatch] = []
         if keys.email_domain:
             matches += lists.match_domain(keys.email_domain, now=now)
@@ -168,16 +124,6 @@ class Assessor:
             matches += lists.match_email(keys.email_canonical, now=now)
         if keys.device_id:
             matches += lists.match_device(keys.device_id, now=now)
-        matches += self.network_matches(gathered, lists, now=now)
-        disposable = [m for m in matches if m.list == DISPOSABLE_LIST]
-        if signals["email"].get("valid"):
-            signals["email"]["disposable"] = bool(disposable)
-        signals["lists"] = [m.as_dict() for m in matches if m.list != DISPOSABLE_LIST]
-
-    def network_matches(self, gathered: Gathered, lists: ListIndex, *, now: datetime) -> list[ListMatch]:
-        """Regional lists: the IP and its ASN, the IP's and the phone's country, the phone's prefix."""
-        keys, signals = gathered.keys, gathered.signals
-        matches: list[ListMatch] = []
         if keys.ip:
             matches += lists.match_ip(keys.ip, now=now)
         if keys.asn is not None:
@@ -189,22 +135,42 @@ class Assessor:
             matches += lists.match_phone(signals["phone"]["e164"], now=now)
         return matches
 
+    def mail_exchange(self, domain: str, matches: list[ListMatch]) -> str:
+        """The MX verdict of the domain, asked only when neither a provider nor a list already decided it."""
+        # The big providers receive mail: asking DNS for them adds latency and, behind a
+        # broken resolver, would turn every Gmail signup into an undeliverable one.
+        if domain in self.providers.free or self.providers.is_relay(domain):
+            return "known_provider"
+        # A domain on a deny, allow or disposable list is judged by the list: a lookup would
+        # cost a round trip (and leak the domain to the resolver) for nothing.
+        if any(match.kind == "email_domain" for match in matches):
+            return "skipped"
+        return self.mx_checker.check(domain)
+
+    @staticmethod
+    def with_lists(signals: Signals, matches: list[ListMatch], *, mx: str | None) -> Signals:
+        """The signals with the list matches and the MX verdict filled in (a new value)."""
+        email = dict(signals["email"])
+        if email.get("valid"):
+            email["disposable"] = any(m.list == DISPOSABLE_LIST for m in matches)
+            email["mx"] = mx
+        return {**signals, "email": email, "lists": [m.as_dict() for m in matches if m.list != DISPOSABLE_LIST]}
+
     # -- history -------------------------------------------------------------------------
 
     # Reputation is kept per key of these columns; free-mail and relay domains have none.
     REPUTATION_KEYS = (("email_domain", "email_domain"), ("ip_network", "ip_network"), ("asn", "asn"), ("device", "device_id"))
 
-    def add_history(self, gathered: Gathered, signup: Signup, policy: Policy, *, session: Session) -> None:
-        """Count earlier signups per key into signals["history"], with first-seen and reputation."""
-        keys, signals = gathered.keys, gathered.signals
-        limits, at = policy.limits, signup.occurred_at
+    def read_history(self, signals: Signals, keys: Keys, policy: Policy, *, at: datetime, session: Session) -> dict[str, Any]:
+        """Earlier signups per key, with first-seen and reputation: what signals["history"] holds."""
+        limits = policy.limits
         spans, cap = history.windows(limits), int(limits["count_cap"])
         values = asdict(keys)
         shared_domain = history.domain_is_shared(signals)
         counted = dict(values)
         if shared_domain:  # gmail.com is the hottest key of all and says nothing: not counted
             counted.update(email_domain=None, local_template=None)
-        counts = history_counts(counted, email=signup.email, windows=spans, end=at, cap=cap, session=session)
+        counts = history_counts(counted, email=keys.email or "", windows=spans, end=at, cap=cap, session=session)
         domain_first_seen = None
         if keys.email_domain and not shared_domain:
             domain_first_seen = first_seen("email_domain", keys.email_domain, before=at, session=session)
@@ -230,7 +196,7 @@ class Assessor:
             "asn": keys.asn,
             "device": keys.device_id,
         }
-        signals["history"] = {
+        return {
             "windows": spans,
             "cap": cap,
             "keys": {name: value for name, value in shown_keys.items() if value is not None},
@@ -254,12 +220,15 @@ class Assessor:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
     ) -> Assessment:
+        """Judge one signup and store it (uncommitted): the one function the API and the CLI call."""
         gathered = self.gather(signup)
+        keys = identity.signup_keys(gathered, device_id=signup.device_id)
         snapshot = self.snapshots.current(session=session)
-        self.match_lists(gathered, signup, snapshot.lists, now=now)
-        self.add_history(gathered, signup, snapshot.policy, session=session)
-        decision = judge(gathered.signals, snapshot.policy)
-        keys = gathered.keys
+        matches = self.match_lists(gathered, keys, snapshot.lists, now=now)
+        mx = self.mail_exchange(keys.email_domain, matches) if keys.email_domain else None
+        signals = self.with_lists(gathered, matches, mx=mx)
+        signals["history"] = self.read_history(signals, keys, snapshot.policy, at=signup.occurred_at, session=session)
+        decision = judge(signals, snapshot.policy)
         row = Assessment(
             id=str(uuid.uuid4()),
             created_at=now,
@@ -270,22 +239,24 @@ class Assessor:
             api_key_id=api_key_id,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
-            email=signup.email,
+            # One spelling per address (an invalid one as cleaned), so that erasure and the
+            # variant count compare stored keys, never SQL lower().
+            email=keys.email or identity.clean_text(signup.email),
             email_canonical=keys.email_canonical,
             email_domain=keys.email_domain,
             local_template=keys.local_template,
             phone=signup.phone,
             phone_e164=keys.phone_e164,
             phone_block=keys.phone_block,
-            ip=signup.ip,
+            ip=keys.ip,
             ip_network=keys.ip_network,
             asn=keys.asn,
             country=signup.country,
-            device_id=signup.device_id,
+            device_id=keys.device_id,
             user_agent=signup.user_agent,
             external_id=signup.external_id,
             metadata_=signup.metadata,
             reasons=[reason.as_dict() for reason in decision.reasons],
-            signals=gathered.signals,
+            signals=signals,
         )
         return save_assessment(row, session=session)

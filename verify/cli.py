@@ -273,7 +273,7 @@ def lists_import(name: str, file: Path) -> None:
     try:
         with services.database.transaction() as session:
             list_def = get_list(name, session=session)
-            values = normalise_all(list_def.kind, [located for located, _, _ in rows], rules=services.assessor.providers.rules)
+            values = normalise_all(list_def.kind, [located for located, _, _ in rows], rules=services.assessor.providers.mail_rules)
             entries = [(value, reason, expires_at) for value, (_, reason, expires_at) in zip(values, rows)]
             added, existing = import_list_entries(list_def, entries, source=f"file:{file.name}", actor="cli", session=session)
     except ValuesInvalid as error:

@@ -12,7 +12,7 @@ from verify.engine.lists import ListEntryValue, ListIndex
 from verify.intel.providers import Providers
 from verify.settings import PROJECT_ROOT
 
-RULES = Providers.load(PROJECT_ROOT / "data").rules
+RULES = Providers.load(PROJECT_ROOT / "data").mail_rules
 
 GOOD = [
     # kind, raw, stored

@@ -43,15 +43,14 @@ def pretend_geoip(services, networks: Mapping[str, Mapping[str, Any]]) -> None:
     gather = type(assessor).gather
 
     def gather_with_network(signup):
-        gathered = gather(assessor, signup)
+        signals = gather(assessor, signup)
         if signup.ip:
             address = ipaddress.ip_address(signup.ip)
             for network, info in table:
                 if address in network:
-                    gathered.signals["ip"].update(info)
-                    gathered.keys.asn = info.get("asn")
+                    signals["ip"].update(info)  # the ASN key is derived from signals["ip"]["asn"]
                     break
-        return gathered
+        return signals
 
     assessor.gather = gather_with_network
 

@@ -27,7 +27,6 @@ from verify.api.schemas import (
 )
 from verify.assessing import Signup
 from verify.engine import identity
-from verify.engine.email import EmailInvalid, parse_email
 from verify.engine.reasons import CATALOGUE
 from verify.errors import Conflict, InvalidInput
 from verify.intel.providers import Providers
@@ -136,19 +135,18 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 def search_filter(query: SearchIn, providers: Providers) -> AssessmentFilter:
     """The query, normalised with the same functions that made the stored keys."""
     found: dict = {"verdict": query.verdict, "device_id": query.device_id, "since": query.since, "until": query.until}
-    try:
-        if query.email is not None:
-            parsed = parse_email(query.email)
-            found["email_canonical"] = providers.canonical_email(parsed.local, parsed.ascii_domain)
-    except EmailInvalid as error:
-        # A "+" sent unencoded in a query string arrives as a space (application/x-www-form-urlencoded).
-        hint = "; a space here is often a `+` sent unencoded: URL-encode it as %2B" if " " in query.email else ""
-        raise bad_query("email", f"{error}{hint}") from None
-    try:
-        if query.email_domain is not None:
-            found["email_domain"] = parse_email(f"x@{query.email_domain.strip()}").ascii_domain
-    except EmailInvalid:
-        raise bad_query("email_domain", "not a valid domain") from None
+    if query.email is not None:
+        try:
+            found["email_canonical"] = identity.email_key(query.email, rules=providers.mail_rules).canonical
+        except identity.IdentityInvalid as error:
+            # A "+" sent unencoded in a query string arrives as a space (application/x-www-form-urlencoded).
+            hint = "; a space here is often a `+` sent unencoded: URL-encode it as %2B" if " " in query.email.strip() else ""
+            raise bad_query("email", f"{error}{hint}") from None
+    if query.email_domain is not None:
+        try:
+            found["email_domain"] = identity.email_domain(query.email_domain)
+        except identity.IdentityInvalid as error:
+            raise bad_query("email_domain", str(error)) from None
     if query.ip is not None:
         try:
             kind, values = identity.ip_filter(query.ip)
@@ -156,9 +154,14 @@ def search_filter(query: SearchIn, providers: Providers) -> AssessmentFilter:
             raise bad_query("ip", str(error)) from None
         found["ips" if kind == "ip" else "ip_networks"] = values
     if query.phone is not None:
-        found["phone_e164"], _ = identity.phone_keys(query.phone)
+        found["phone_e164"] = identity.phone_e164(query.phone)
         if found["phone_e164"] is None:
             raise bad_query("phone", "not a phone number in E.164 form (+14155550123)")
+    if query.device_id is not None:
+        try:
+            found["device_id"] = identity.device(query.device_id)
+        except identity.IdentityInvalid as error:
+            raise bad_query("device_id", str(error)) from None
     if query.reason is not None and query.reason not in CATALOGUE:
         raise bad_query("reason", "unknown reason code")
     found["reason"] = query.reason

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import phonenumbers
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -14,8 +12,8 @@ from verify.api.auth import current_key, requires_scope
 from verify.api.bodies import parse, read_json
 from verify.api.context import db_session, services
 from verify.api.schemas import text
-from verify.engine.email import EmailInvalid, parse_email
-from verify.engine.identity import ProviderRule, canonical_email
+from verify.engine import identity
+from verify.engine.identity import MailRules
 from verify.store.assessments import assessment_ids_of_person, delete_assessments
 from verify.store.audit import record_audit
 
@@ -52,7 +50,7 @@ class ErasureIn(BaseModel):
 
 @dataclass(frozen=True)
 class Person:
-    """The stored forms that name one person, normalised as assessments store them."""
+    """The stored keys that name one person, made by the normalisers that made the assessments' keys."""
 
     email_canonical: str | None = None
     email: str | None = None
@@ -61,25 +59,17 @@ class Person:
     external_id: str | None = None
 
 
-def e164(raw: str) -> str | None:
-    try:
-        number = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def person(body: ErasureIn, rules: Mapping[str, ProviderRule]) -> Person:
-    """Match an email on its canonical mailbox (as assessments compute it) and as typed;
-    a phone on E.164 and as typed; an external id as given."""
+def person(body: ErasureIn, rules: MailRules) -> Person:
+    """An email by its canonical mailbox (every spelling of it) and its stored spelling; a phone by
+    E.164 and as typed; an external id as given."""
     if body.email is not None:
         try:
-            parsed = parse_email(body.email)
-        except EmailInvalid:  # stored as typed, with no canonical form
-            return Person(email=body.email)
-        return Person(email_canonical=canonical_email(parsed.local, parsed.ascii_domain, rules), email=body.email)
+            key = identity.email_key(body.email, rules=rules)
+        except identity.IdentityInvalid:  # an invalid address is stored cleaned, with no canonical form
+            return Person(email=identity.clean_text(body.email))
+        return Person(email_canonical=key.canonical, email=key.address)
     if body.phone is not None:
-        return Person(phone_e164=e164(body.phone), phone=body.phone)
+        return Person(phone_e164=identity.phone_e164(body.phone), phone=body.phone)
     return Person(external_id=body.external_id)
 
 
@@ -87,7 +77,7 @@ def person(body: ErasureIn, rules: Mapping[str, ProviderRule]) -> Person:
 @requires_scope("admin")
 def erase():
     body = parse(ErasureIn, read_json())
-    target = person(body, services().assessor.providers.rules)
+    target = person(body, services().assessor.providers.mail_rules)
     session = db_session()
     ids = assessment_ids_of_person(**vars(target), session=session)
     erased, feedback = delete_assessments(ids, session=session)

@@ -131,7 +131,7 @@ def key_source() -> str:
 def normalised(list_def: ListDef, located: list[Located]) -> list[str]:
     """Every value normalised for the list's kind; one bad value rejects them all (422)."""
     try:
-        return normalise_all(list_def.kind, located, rules=services().assessor.providers.rules)
+        return normalise_all(list_def.kind, located, rules=services().assessor.providers.mail_rules)
     except ValuesInvalid as error:
         raise InvalidInput(f"{len(error.errors)} value(s) cannot go on a list of kind {list_def.kind}", errors=error.errors) from None
 
@@ -221,7 +221,7 @@ def remove_entries(name: str):
         committed(lambda: delete_list_source(list_def, query.source, actor=actor(), session=session), conflict=CONCURRENT)
         return "", 204
     try:
-        value = normaliser(list_def.kind, rules=services().assessor.providers.rules)(query.value)
+        value = normaliser(list_def.kind, rules=services().assessor.providers.mail_rules)(query.value)
     except ValueInvalid as error:
         raise InvalidInput(f"not a value of kind {list_def.kind}", errors=[{"field": "value", "message": str(error)}]) from None
     committed(lambda: delete_list_value(list_def, value, actor=actor(), session=session), conflict=CONCURRENT)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
@@ -10,7 +9,7 @@ from typing import Annotated, Any, Literal
 from rfc3339_validator import validate_rfc3339
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from verify.engine import list_values
+from verify.engine import identity, list_values
 from verify.store.models import Assessment, Feedback
 from verify.store.assessments import RelatedGroup
 
@@ -42,10 +41,11 @@ def parse_rfc3339(value: Any) -> datetime:
 
 
 def normalise_ip(value: str) -> str:
+    """The signup's IP as identity.ip_address keys it (mapped IPv6 unwrapped; zone ids and leading zeros refused)."""
     try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        raise ValueError("must be an IPv4 or IPv6 address") from None
+        return identity.ip_address(value)
+    except identity.IdentityInvalid as error:
+        raise ValueError(f"must be an IPv4 or IPv6 address: {error}") from None
 
 
 def no_nul(value: str) -> str:
@@ -82,7 +82,12 @@ class SignupIn(BaseModel):
     @field_validator("country")
     @classmethod
     def _country(cls, value: str | None) -> str | None:
-        return None if value is None else value.upper()
+        if value is None:
+            return None
+        try:
+            return identity.country(value)
+        except identity.IdentityInvalid as error:
+            raise ValueError(str(error)) from None
 
     @field_validator("device_id")
     @classmethod

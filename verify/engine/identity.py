@@ -1,17 +1,45 @@
-"""The keys a signup is remembered by: canonical mailbox, local-part template, number block, network."""
+"""One normaliser per kind of identity, and the keys a signup is remembered by.
+
+Signups, list entries, search filters, erasure and history keys all go through these
+functions, so that what is stored and what is looked up always agree. Case and Unicode are
+decided here, in Python, never by SQL `lower()` (SQLite folds only ASCII, PostgreSQL folds
+by its locale): one spelling is stored per key, and the databases compare it byte for byte.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
+import pycountry
 
 from verify.engine.confusables import ascii_skeleton
-from verify.engine.email import looks_random
+from verify.engine.email import EmailInvalid, looks_random, parse_email
+
+MAX_DEVICE_LENGTH = 256
+MAX_ASN = 4_294_967_295  # 32-bit AS numbers (RFC 6793)
+
+# Pasted from chat apps, spreadsheets and rich-text editors; invisible, never part of an identity.
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+SURROUNDING = re.compile(f"^[\\s{ZERO_WIDTH}]+|[\\s{ZERO_WIDTH}]+$")
+
+# ISO 3166-1 alpha-2 as assigned (pycountry follows the ISO maintenance agency). XK (Kosovo)
+# is user-assigned, but GeoIP databases report it, so a list must be able to name it.
+COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries) | {"XK"}
+
+
+class IdentityInvalid(ValueError):
+    """A value that cannot be an identity of its kind; the message is written for people."""
+
+
+def clean_text(raw: str) -> str:
+    """NFC, then surrounding white space and zero-width characters cut: the first step of every normaliser."""
+    return SURROUNDING.sub("", unicodedata.normalize("NFC", raw))
 
 
 @dataclass(frozen=True)
@@ -55,6 +83,22 @@ def provider_rules(document: Mapping[str, Any]) -> tuple[dict[str, ProviderRule]
     return rules, fallback
 
 
+@dataclass(frozen=True)
+class MailRules:
+    """The providers' aliasing rules and the rule for every other domain: one value, never half of it."""
+
+    rules: Mapping[str, ProviderRule] = field(default_factory=dict)
+    fallback: ProviderRule = GENERIC_RULE
+
+    def rule_for(self, ascii_domain: str) -> ProviderRule:
+        return self.rules.get(ascii_domain, self.fallback)
+
+
+def fold_case(text: str) -> str:
+    """Unicode case folding (`ß` and `SS` agree), NFC again because folding may decompose."""
+    return unicodedata.normalize("NFC", text.casefold())
+
+
 def canonical_email(
     local: str, ascii_domain: str, rules: Mapping[str, ProviderRule], *, fallback: ProviderRule = GENERIC_RULE
 ) -> str:
@@ -62,7 +106,7 @@ def canonical_email(
     rule = rules.get(ascii_domain, fallback)
     local = ascii_skeleton(local) if ascii_domain in rules else local  # known providers take ASCII only: look-alikes are one mailbox
     domain = rule.canonical_domain or ascii_domain
-    mailbox = local.lower() if rule.case_fold else local
+    mailbox = fold_case(local) if rule.case_fold else local
     for separator in rule.tag_separators:
         head, _, _ = mailbox.partition(separator)
         if head:  # "+tag@" alone is a mailbox name, not a tag
@@ -112,23 +156,89 @@ def phone_block(e164: str) -> str:
     return e164[:-3]
 
 
+def parse_phone(raw: str, *, region: str | None = None) -> phonenumbers.PhoneNumber:
+    """A number as typed, national form read in `region`; raises phonenumbers.NumberParseException.
+
+    libphonenumber already reads fullwidth and other Unicode digits; the text is cleaned first.
+    """
+    return phonenumbers.parse(clean_text(raw), region.upper() if region else None)
+
+
+def phone_e164(raw: str, *, region: str | None = None) -> str | None:
+    """The E.164 key of a phone as typed, or None when it is no possible number.
+
+    A number of the right length for its country code is a key even outside the allocated
+    ranges: farms reuse made-up numbers too.
+    """
+    try:
+        number = parse_phone(raw, region=region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def phone_keys(phone: str, *, region: str | None = None) -> tuple[str | None, str | None]:
     """E.164 and number block of a phone as typed (national form needs `region`), or (None, None)."""
+    e164 = phone_e164(phone, region=region)
+    return (e164, phone_block(e164)) if e164 else (None, None)
+
+
+# -- addresses and networks ---------------------------------------------------------------
+
+MAPPED_V4 = ipaddress.ip_network("::ffff:0:0/96")
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if "%" in text:  # RFC 4007 zone ids name an interface of the host, never a client
+        raise IdentityInvalid("an address with a zone id (%...) is link-local to one host, not a client address")
     try:
-        number = phonenumbers.parse(phone, region.upper() if region else None)
-    except phonenumbers.NumberParseException:
-        return None, None
-    if not phonenumbers.is_possible_number(number):
-        return None, None
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return e164, phone_block(e164)
+        # Python refuses leading zeros in IPv4 (010.1.1.1): octal to some parsers, decimal to others.
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        raise IdentityInvalid("not an IPv4 or IPv6 address") from None
+    if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:a.b.c.d is an IPv4 client seen by a dual-stack socket
+        return ip.ipv4_mapped
+    return ip
+
+
+def ip_address(raw: str) -> str:
+    """An IP address key: compressed text, IPv4-mapped IPv6 unwrapped to IPv4."""
+    return str(_address(clean_text(raw)))
+
+
+def ip_entry(raw: str) -> str:
+    """An IPv4 or IPv6 address, or a CIDR network, in its compressed text form.
+
+    A network with host bits set (`10.0.0.5/24`) is refused rather than widened: it usually
+    means a typo, and silently blocking 256 addresses instead of one is the worse mistake.
+    A single-host network (`/32`, `/128`) is stored as the plain address; an IPv4-mapped
+    network as the IPv4 network it maps.
+    """
+    text = clean_text(raw)
+    if "/" not in text:
+        return ip_address(text)
+    if "%" in text:
+        raise IdentityInvalid("a network with a zone id (%...) is link-local to one host")
+    try:
+        network = ipaddress.ip_network(text, strict=True)
+    except ValueError as error:
+        if "has host bits set" in str(error):
+            wider = ipaddress.ip_network(text, strict=False)
+            raise IdentityInvalid(f"the network has host bits set: did you mean {wider}?") from None
+        raise IdentityInvalid("not an IPv4 or IPv6 address or CIDR network") from None
+    if network.version == 6 and network.prefixlen >= 96 and network.subnet_of(MAPPED_V4):
+        mapped = network.network_address.ipv4_mapped
+        network = ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+    if network.num_addresses == 1:
+        return str(network.network_address)
+    return str(network)
 
 
 def ip_network(address: str) -> str:
     """The network an address is counted with: /24 for IPv4, /64 for IPv6 (one subscriber's LAN)."""
-    ip = ipaddress.ip_address(address)
-    if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:a.b.c.d is an IPv4 client
-        ip = ip.ipv4_mapped
+    ip = _address(address)
     prefix = 24 if ip.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
@@ -140,10 +250,10 @@ def ip_filter(text: str) -> tuple[str, tuple[str, ...]]:
     networks signups are grouped by (/16 for IPv4, /56 for IPv6) or, inside one such
     network, more than 256 addresses: the filter must stay an index lookup.
     """
-    text = text.strip()
-    if "/" not in text:
-        return "ip", (str(ipaddress.ip_address(text)),)
-    network = ipaddress.ip_network(text, strict=False)
+    text = clean_text(text)
+    if "/" not in text or "%" in text:
+        return "ip", (ip_address(text),)
+    network = ipaddress.ip_network(ip_entry(str(ipaddress.ip_network(text, strict=False))), strict=False)
     group = 24 if network.version == 4 else 64
     if network.prefixlen <= group:
         if group - network.prefixlen > 8:
@@ -152,3 +262,135 @@ def ip_filter(text: str) -> tuple[str, tuple[str, ...]]:
     if network.max_prefixlen - network.prefixlen > 8:
         raise ValueError(f"{text} is too wide inside one /{group}: use /{network.max_prefixlen - 8} or longer, or /{group}")
     return "ip", tuple(str(address) for address in network)
+
+
+# -- email, domain, country, ASN, device --------------------------------------------------
+
+@dataclass(frozen=True)
+class EmailKey:
+    """An address as stored (`address`) and the mailbox behind it (`canonical`)."""
+
+    address: str  # NFC local part (case folded where the provider ignores case) @ IDNA domain
+    local: str  # as typed, NFC
+    domain: str  # Unicode form, lower case
+    ascii_domain: str  # IDNA form: what DNS, lists and keys use
+    canonical: str
+    provider: str | None  # None for the generic rule
+
+
+def email_key(raw: str, *, rules: MailRules) -> EmailKey:
+    """Parse and normalise an address: the one function signups, lists, search and erasure use.
+
+    `user@bücher.de` and `user@xn--bcher-kva.de` are one address; so are spellings that differ
+    only in case where the provider ignores case. Raises IdentityInvalid.
+    """
+    try:
+        parsed = parse_email(clean_text(raw))
+    except EmailInvalid as error:
+        raise IdentityInvalid(str(error)) from None
+    rule = rules.rule_for(parsed.ascii_domain)
+    local = unicodedata.normalize("NFC", parsed.local)
+    stored_local = fold_case(local) if rule.case_fold else local
+    return EmailKey(
+        address=f"{stored_local}@{parsed.ascii_domain}",
+        local=local,
+        domain=parsed.domain,
+        ascii_domain=parsed.ascii_domain,
+        canonical=canonical_email(local, parsed.ascii_domain, rules.rules, fallback=rules.fallback),
+        provider=rule.provider if rule is not rules.fallback else None,
+    )
+
+
+def email_domain(raw: str) -> str:
+    """A domain in IDNA (A-label) form, lower case, without a trailing dot.
+
+    Parsed exactly as the domain of a signup's address is, so the two always agree.
+    """
+    text = clean_text(raw)
+    if "@" in text:
+        raise IdentityInvalid("an email address, not a domain: put addresses on a list of kind email")
+    if "/" in text or ":" in text:
+        raise IdentityInvalid("a URL or a host with a port, not a domain: give the bare domain (example.com)")
+    if text.startswith("*."):
+        raise IdentityInvalid("wildcards are not needed: a domain entry already covers its subdomains")
+    text = text[:-1] if text.endswith(".") else text  # the DNS root: example.com. is example.com
+    if not text:
+        raise IdentityInvalid("empty domain")
+    try:
+        return parse_email(f"postmaster@{text}").ascii_domain
+    except EmailInvalid as error:
+        # The parser speaks of addresses; the caller gave a domain.
+        message = str(error).replace("The part after the @-sign", "The domain").replace("after the @-sign", "at the start")
+        raise IdentityInvalid(f"not a valid domain: {message}") from None
+
+
+def country(raw: str) -> str:
+    """An assigned ISO 3166-1 alpha-2 code, upper case (`ZZ`, `UK` and `EU` are not)."""
+    code = clean_text(raw).upper()
+    if len(code) != 2 or not code.isascii() or not code.isalpha():
+        raise IdentityInvalid("not an ISO 3166-1 alpha-2 country code (two letters, such as GB)")
+    if code not in COUNTRY_CODES:
+        raise IdentityInvalid(f"{code} is not an assigned ISO 3166-1 country code")
+    return code
+
+
+def asn(raw: str) -> str:
+    """An autonomous system number as plain digits: `AS13335` and `13335` are both `13335`."""
+    text = clean_text(raw)
+    digits = text[2:] if text[:2].lower() == "as" else text
+    if not digits.isascii() or not digits.isdigit():
+        raise IdentityInvalid("not an AS number (13335 or AS13335)")
+    number = int(digits)
+    if not 1 <= number <= MAX_ASN:
+        raise IdentityInvalid(f"AS numbers run from 1 to {MAX_ASN}")
+    return str(number)
+
+
+def device(raw: str) -> str:
+    """A device id: NFC, trimmed; case kept (ids are opaque)."""
+    text = clean_text(raw)
+    if not text:
+        raise IdentityInvalid("empty device id")
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        raise IdentityInvalid("a device id must not contain control characters")
+    if len(text) > MAX_DEVICE_LENGTH:
+        raise IdentityInvalid(f"a device id has at most {MAX_DEVICE_LENGTH} characters")
+    return text
+
+
+# -- the keys of one signup ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Keys:
+    """What a signup is remembered and counted by (the Assessment column names)."""
+
+    email: str | None = None  # the stored spelling of the address
+    email_canonical: str | None = None
+    email_domain: str | None = None
+    local_template: str | None = None
+    phone_e164: str | None = None
+    phone_block: str | None = None
+    ip: str | None = None
+    ip_network: str | None = None
+    asn: int | None = None
+    device_id: str | None = None
+
+
+def signup_keys(signals: Mapping[str, Any], *, device_id: str | None) -> Keys:
+    """Derive every key from the gathered signals (pure: the one place keys are made)."""
+    email, phone, ip = signals.get("email") or {}, signals.get("phone") or {}, signals.get("ip") or {}
+    canonical = email.get("canonical") if email.get("valid") else None
+    e164 = phone.get("e164") if phone.get("possible") else None
+    asn_number = ip.get("asn")
+    return Keys(
+        email=email.get("address") if email.get("valid") else None,
+        email_canonical=canonical,
+        email_domain=email.get("domain") if canonical else None,
+        local_template=local_template(canonical.rsplit("@", 1)[0]) if canonical else None,
+        phone_e164=e164,
+        phone_block=phone_block(e164) if e164 else None,
+        ip=ip.get("address") if ip.get("provided") else None,
+        ip_network=ip.get("network") if ip.get("provided") else None,
+        asn=asn_number if isinstance(asn_number, int) and not isinstance(asn_number, bool) else None,
+        device_id=device_id,
+    )

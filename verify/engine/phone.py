@@ -14,6 +14,7 @@ from typing import Any
 import phonenumbers
 from phonenumbers import PhoneNumberType, carrier
 
+from verify.engine.identity import parse_phone
 from verify.engine.models import Finding, Signals
 from verify.engine.network import is_country
 
@@ -58,7 +59,7 @@ def describe_phone(raw: str | None, *, declared_country: str | None, ip_country:
         "type_source": TYPE_SOURCE,
     }
     try:
-        number = phonenumbers.parse(raw, region_hint)
+        number = parse_phone(raw, region=region_hint)  # the one parser phone keys are made by
     except phonenumbers.NumberParseException as error:
         message = getattr(error, "_msg", None) or str(error)
         if error.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE and region_hint is None:

