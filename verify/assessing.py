@@ -17,7 +17,7 @@ from sqlmodel import Session
 from verify.engine import history, identity
 from verify.engine.decide import judge
 from verify.engine.email import EmailInvalid, is_role_account, looks_random, parse_email, typo_suggestion
-from verify.engine.lists import DISPOSABLE_LIST, ListIndex, ListMatch
+from verify.engine.lists import DISPOSABLE_LIST, HOSTING_LIST, ListIndex, ListMatch
 from verify.engine.models import Signals
 from verify.engine.network import address_scope, is_country
 from verify.engine.phone import describe_phone
@@ -171,7 +171,11 @@ class Assessor:
         disposable = [m for m in matches if m.list == DISPOSABLE_LIST]
         if signals["email"].get("valid"):
             signals["email"]["disposable"] = bool(disposable)
-        signals["lists"] = [m.as_dict() for m in matches if m.list != DISPOSABLE_LIST]
+        signals["lists"] = [m.as_dict() for m in matches if m.list not in (DISPOSABLE_LIST, HOSTING_LIST)]
+        hosting = [m for m in matches if m.list == HOSTING_LIST]
+        # Published cloud ranges stand in for the Anonymous IP database only where it gave no answer.
+        if hosting and signals["ip"].get("is_hosting_provider") == "unknown":
+            signals["ip"].update(is_hosting_provider=True, hosting_source=f"{HOSTING_LIST} list", hosting_network=hosting[0].entry)
 
     def network_matches(self, gathered: Gathered, lists: ListIndex, *, now: datetime) -> list[ListMatch]:
         """Regional lists: the IP and its ASN, the IP's and the phone's country, the phone's prefix."""

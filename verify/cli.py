@@ -327,5 +327,13 @@ def purge(older_than: str) -> None:
     click.echo(f"purged {assessments} assessments ({feedback} feedback) that occurred before {cutoff:%Y-%m-%dT%H:%M:%SZ}")
 
 
+# Outside knowledge kept fresh (verify/cli_intel.py): geoip update, feeds, worker.
+from verify import cli_intel  # noqa: E402  (it imports this module's helpers back)
+
+geoip.add_command(cli_intel.geoip_update)
+main.add_command(cli_intel.feeds_group)
+main.add_command(cli_intel.worker)
+
+
 if __name__ == "__main__":
     sys.exit(main())
