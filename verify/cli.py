@@ -37,7 +37,7 @@ def upgrade_database(services: Services) -> None:
     """Apply migrations, then create what a first start needs."""
     services.database.upgrade()
     with services.database.transaction() as session:
-        bootstrap(session=session, default_policy=default_policy(services.settings), disposable=disposable_seed())
+        bootstrap(session=session, default_policy=default_policy(services.settings), disposable=disposable_seed)
 
 
 def fail(message: str) -> None:
