@@ -9,6 +9,7 @@ import re
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -25,6 +26,7 @@ from verify.engine.list_values import Located, ValuesInvalid, normalise_all, tex
 from verify.engine.lists import DISPOSABLE_LIST
 from verify.errors import VerifyError
 from verify.intel.providers import disposable_seed
+from verify.progress import progress
 from verify.store import queries
 from verify.store.bootstrap import bootstrap
 
@@ -193,6 +195,7 @@ def geoip_info() -> None:
 # -- lists -------------------------------------------------------------------------------
 
 LIST_ERRORS_SHOWN = 20
+NORMALISE_SLICE = 2000
 
 
 @main.group("lists")
@@ -229,6 +232,23 @@ def read_list_file(path: Path) -> list[tuple[Located, str | None, datetime | Non
     return rows
 
 
+def normalise_with_progress(kind: str, located: list[Located], *, rules: Any) -> list[str]:
+    """normalise_all, in slices so that a terminal shows how far a large file has got."""
+    values: list[str] = []
+    errors: list[dict[str, str]] = []
+    with progress("checking values", total=len(located), unit="values") as bar:
+        for start in range(0, len(located), NORMALISE_SLICE):
+            part = located[start:start + NORMALISE_SLICE]
+            try:
+                values += normalise_all(kind, part, rules=rules)
+            except ValuesInvalid as error:
+                errors += error.errors
+            bar.advance(len(part))
+    if errors:
+        raise ValuesInvalid(errors)
+    return values
+
+
 @lists_group.command("import")
 @click.argument("name")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -249,9 +269,10 @@ def lists_import(name: str, file: Path) -> None:
     try:
         with services.database.transaction() as session:
             list_def = queries.get_list(name, session=session)
-            values = normalise_all(list_def.kind, [located for located, _, _ in rows], rules=services.assessor.providers.rules)
+            values = normalise_with_progress(list_def.kind, [located for located, _, _ in rows], rules=services.assessor.providers.rules)
             entries = [(value, reason, expires_at) for value, (_, reason, expires_at) in zip(values, rows)]
-            added, existing = queries.import_list_entries(list_def, entries, source=f"file:{file.name}", actor="cli", session=session)
+            with progress(f"storing {len(entries):,} entries"):
+                added, existing = queries.import_list_entries(list_def, entries, source=f"file:{file.name}", actor="cli", session=session)
     except ValuesInvalid as error:
         shown = [f"{e['field']}: {e['message']}" for e in error.errors[:LIST_ERRORS_SHOWN]]
         more = len(error.errors) - len(shown)
@@ -314,13 +335,15 @@ def purge(older_than: str) -> None:
     cutoff = datetime.now(timezone.utc) - parse_age(older_than)
     database = app_services().database
     assessments = feedback = 0
-    while True:  # in batches, so that SQLite writers wait for one short transaction at a time
-        with database.transaction() as session:
-            ids = queries.assessment_ids_before(cutoff, limit=PURGE_BATCH, session=session)
-            deleted = queries.delete_assessments(ids, session=session)
-        assessments, feedback = assessments + deleted[0], feedback + deleted[1]
-        if len(ids) < PURGE_BATCH:
-            break
+    with progress("purging assessments", unit="assessments") as bar:
+        while True:  # in batches, so that SQLite writers wait for one short transaction at a time
+            with database.transaction() as session:
+                ids = queries.assessment_ids_before(cutoff, limit=PURGE_BATCH, session=session)
+                deleted = queries.delete_assessments(ids, session=session)
+            assessments, feedback = assessments + deleted[0], feedback + deleted[1]
+            bar.advance(deleted[0])
+            if len(ids) < PURGE_BATCH:
+                break
     with database.transaction() as session:
         detail = {"older_than": older_than, "cutoff": cutoff.isoformat(), "assessments": assessments, "feedback": feedback}
         queries.record_audit("cli", "assessments.purge", target=older_than, detail=detail, session=session)
