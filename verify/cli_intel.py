@@ -5,6 +5,7 @@ Registered on the `verify` group by verify/cli.py.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 
 import click
 from flask.cli import with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 
 from verify.engine.list_values import LIST_NAME
 from verify.errors import VerifyError
@@ -23,6 +25,7 @@ from verify.progress import progress
 from verify.store import feeds as feed_store
 
 DEFAULT_INTERVAL = "6h"
+log = logging.getLogger(__name__)
 
 
 def _cli():  # verify.cli imports this module at its end; import it back lazily
@@ -198,7 +201,13 @@ def worker(once: bool, poll: float) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
     while True:
-        results = syncer.sync_due()
+        try:
+            results = syncer.sync_due()
+        except SQLAlchemyError as error:  # the database is away: say so, and look again next round
+            if once:
+                cli.fail(f"the database failed: {error.__class__.__name__}")
+            log.warning("worker: the database failed (%s); trying again in %g s", error.__class__.__name__, poll)
+            results = []
         for result in results:
             click.echo(result.describe(), err=result.failed)
         if once:

@@ -8,6 +8,8 @@ so a slow server never holds a database lock.
 from __future__ import annotations
 
 import logging
+
+from sqlalchemy.exc import SQLAlchemyError
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -121,4 +123,7 @@ class FeedSyncer:
                 results.append(self.sync(name))
             except VerifyError as error:  # the feed was removed meanwhile
                 log.warning("feed %s: %s", name, error.detail)
+            except SQLAlchemyError:  # the database went away mid-sync: the claim lapses and it is retried
+                log.exception("feed %s: the database failed during the sync", name)
+                results.append(SyncResult(name, "?", "failed", error="the database failed during the sync"))
         return results
