@@ -285,3 +285,28 @@ def test_hosting_networks_score_ip_hosting_where_no_anonymous_database_answers(r
         assert ip["is_hosting_provider"] is False and "hosting_source" not in ip
     finally:
         app.extensions["verify"].database.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_worker_loops_until_sigterm(run, server, services, database_url):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    add_feed(run, server, "tor-bulk", "/torbulkexitlist", sample("tor-bulk-exit-list.txt"), "blocked-ips", "lines")
+    env = {**os.environ, "VERIFY_DATABASE_URL": database_url}
+    worker = subprocess.Popen([sys.executable, "-m", "verify", "worker", "--poll", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while len(entries_of(services, "blocked-ips")) < 13 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(entries_of(services, "blocked-ips")) == 13
+        worker.send_signal(signal.SIGTERM)
+        stdout, _ = worker.communicate(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0
+    assert stdout.decode().strip() == "tor-bulk -> blocked-ips: added 13, removed 0, total 13"
