@@ -9,7 +9,7 @@ import re
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
 
 import click
 from flask import Flask, current_app
@@ -22,6 +22,7 @@ from verify.api.schemas import SignupIn, assessment_json, parse_rfc3339
 from verify.app import create_app, default_policy
 from verify.assessing import Signup
 from verify.engine import list_values
+from verify.engine.identity import ProviderRule
 from verify.engine.list_values import Located, ValuesInvalid, normalise_all, text_lines
 from verify.engine.lists import DISPOSABLE_LIST
 from verify.errors import VerifyError
@@ -232,7 +233,7 @@ def read_list_file(path: Path) -> list[tuple[Located, str | None, datetime | Non
     return rows
 
 
-def normalise_with_progress(kind: str, located: list[Located], *, rules: Any) -> list[str]:
+def normalise_with_progress(kind: str, located: list[Located], *, rules: Mapping[str, ProviderRule]) -> list[str]:
     """normalise_all, in slices so that a terminal shows how far a large file has got."""
     values: list[str] = []
     errors: list[dict[str, str]] = []
