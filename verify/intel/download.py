@@ -68,7 +68,7 @@ def fetch(
     """
     http = session or requests.Session()
     sent = {"User-Agent": USER_AGENT, **(headers or {})}
-    allowed = max(timeout * 10, 60.0)
+    allowed = max(timeout * 20, 600.0)
     deadline = time.monotonic() + allowed
     try:
         # requests drops the Authorization header when a redirect leaves the host, as MaxMind's
