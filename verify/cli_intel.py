@@ -170,6 +170,8 @@ def feeds_sync(name: str | None, force: bool) -> None:
         if name not in names:
             cli.fail(f"no feed named {name!r}")
         names = [name]
+    if not names:
+        click.echo("no feeds; add one with `verify feeds add`")
     syncer = _syncer()
     failed = 0
     for feed_name in names:
