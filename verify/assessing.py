@@ -19,7 +19,7 @@ from verify.engine import history, identity
 from verify.engine.decide import judge
 from verify.engine.email import is_role_account, looks_random, typo_suggestion
 from verify.engine.identity import IdentityInvalid, Keys
-from verify.engine.lists import DISPOSABLE_LIST, ListIndex, ListMatch
+from verify.engine.lists import DISPOSABLE_LIST, HOSTING_LIST, ListIndex, ListMatch
 from verify.engine.models import Signals
 from verify.engine.network import address_scope, is_country
 from verify.engine.phone import describe_phone
@@ -154,7 +154,13 @@ class Assessor:
         if email.get("valid"):
             email["disposable"] = any(m.list == DISPOSABLE_LIST for m in matches)
             email["mx"] = mx
-        return {**signals, "email": email, "lists": [m.as_dict() for m in matches if m.list != DISPOSABLE_LIST]}
+        ip = dict(signals["ip"])
+        hosting = [m for m in matches if m.list == HOSTING_LIST]
+        # Published cloud ranges stand in for the Anonymous IP database only where it gave no answer.
+        if hosting and ip.get("is_hosting_provider") == "unknown":
+            ip.update(is_hosting_provider=True, hosting_source=f"{HOSTING_LIST} list", hosting_network=hosting[0].entry)
+        shown = [m.as_dict() for m in matches if m.list not in (DISPOSABLE_LIST, HOSTING_LIST)]
+        return {**signals, "email": email, "ip": ip, "lists": shown}
 
     # -- history -------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from verify.api.schemas import SignupIn, assessment_json, parse_rfc3339
 from verify.app import create_app, default_policy
 from verify.assessing import Signup
 from verify.engine import list_values
+from verify.engine.identity import MailRules
 from verify.engine.list_values import Located, ValuesInvalid, normalise_all, text_lines
 from verify.engine.lists import DISPOSABLE_LIST
 from verify.errors import VerifyError
@@ -29,6 +30,7 @@ from verify.store.assessments import assessment_ids_before, delete_assessments
 from verify.store.audit import record_audit
 from verify.store.keys import create_api_key, list_api_keys, revoke_api_key
 from verify.store.lists import get_list, import_list_entries, refresh_package_entries, stream_values
+from verify.progress import progress
 from verify.store.bootstrap import bootstrap
 
 
@@ -40,7 +42,7 @@ def upgrade_database(services: Services) -> None:
     """Apply migrations, then create what a first start needs."""
     services.database.upgrade()
     with services.database.transaction() as session:
-        bootstrap(session=session, default_policy=default_policy(services.settings), disposable=disposable_seed())
+        bootstrap(session=session, default_policy=default_policy(services.settings), disposable=disposable_seed)
 
 
 def fail(message: str) -> None:
@@ -217,6 +219,7 @@ def doctor() -> None:
 # -- lists -------------------------------------------------------------------------------
 
 LIST_ERRORS_SHOWN = 20
+NORMALISE_SLICE = 2000
 
 
 @main.group("lists")
@@ -253,6 +256,23 @@ def read_list_file(path: Path) -> list[tuple[Located, str | None, datetime | Non
     return rows
 
 
+def normalise_with_progress(kind: str, located: list[Located], *, rules: MailRules) -> list[str]:
+    """normalise_all, in slices so that a terminal shows how far a large file has got."""
+    values: list[str] = []
+    errors: list[dict[str, str]] = []
+    with progress("checking values", total=len(located), unit="values") as bar:
+        for start in range(0, len(located), NORMALISE_SLICE):
+            part = located[start:start + NORMALISE_SLICE]
+            try:
+                values += normalise_all(kind, part, rules=rules)
+            except ValuesInvalid as error:
+                errors += error.errors
+            bar.advance(len(part))
+    if errors:
+        raise ValuesInvalid(errors)
+    return values
+
+
 @lists_group.command("import")
 @click.argument("name")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -273,9 +293,10 @@ def lists_import(name: str, file: Path) -> None:
     try:
         with services.database.transaction() as session:
             list_def = get_list(name, session=session)
-            values = normalise_all(list_def.kind, [located for located, _, _ in rows], rules=services.assessor.providers.mail_rules)
+            values = normalise_with_progress(list_def.kind, [located for located, _, _ in rows], rules=services.assessor.providers.mail_rules)
             entries = [(value, reason, expires_at) for value, (_, reason, expires_at) in zip(values, rows)]
-            added, existing = import_list_entries(list_def, entries, source=f"file:{file.name}", actor="cli", session=session)
+            with progress(f"storing {len(entries):,} entries"):
+                added, existing = import_list_entries(list_def, entries, source=f"file:{file.name}", actor="cli", session=session)
     except ValuesInvalid as error:
         shown = [f"{e['field']}: {e['message']}" for e in error.errors[:LIST_ERRORS_SHOWN]]
         more = len(error.errors) - len(shown)
@@ -338,17 +359,27 @@ def purge(older_than: str) -> None:
     cutoff = datetime.now(timezone.utc) - parse_age(older_than)
     database = app_services().database
     assessments = feedback = 0
-    while True:  # in batches, so that SQLite writers wait for one short transaction at a time
-        with database.transaction() as session:
-            ids = assessment_ids_before(cutoff, limit=PURGE_BATCH, session=session)
-            deleted = delete_assessments(ids, session=session)
-        assessments, feedback = assessments + deleted[0], feedback + deleted[1]
-        if len(ids) < PURGE_BATCH:
-            break
+    with progress("purging assessments", unit="assessments") as bar:
+        while True:  # in batches, so that SQLite writers wait for one short transaction at a time
+            with database.transaction() as session:
+                ids = assessment_ids_before(cutoff, limit=PURGE_BATCH, session=session)
+                deleted = delete_assessments(ids, session=session)
+            assessments, feedback = assessments + deleted[0], feedback + deleted[1]
+            bar.advance(deleted[0])
+            if len(ids) < PURGE_BATCH:
+                break
     with database.transaction() as session:
         detail = {"older_than": older_than, "cutoff": cutoff.isoformat(), "assessments": assessments, "feedback": feedback}
         record_audit("cli", "assessments.purge", target=older_than, detail=detail, session=session)
     click.echo(f"purged {assessments} assessments ({feedback} feedback) that occurred before {cutoff:%Y-%m-%dT%H:%M:%SZ}")
+
+
+# Outside knowledge kept fresh (verify/cli_intel.py): geoip update, feeds, worker.
+from verify import cli_intel  # noqa: E402  (it imports this module's helpers back)
+
+geoip.add_command(cli_intel.geoip_update)
+main.add_command(cli_intel.feeds_group)
+main.add_command(cli_intel.worker)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,14 @@ class Settings:
     rate_limit_storage: str = "memory://"
     data_dir: Path = PROJECT_ROOT / "data"
     geoip_reload_seconds: float = 30.0
+    # Outside knowledge kept fresh: `verify geoip update` and `verify feeds`.
+    maxmind_account_id: str | None = None
+    maxmind_license_key: str | None = None
+    maxmind_url: str = "https://download.maxmind.com"
+    geoip_editions: tuple[str, ...] = ("GeoLite2-City", "GeoLite2-ASN")
+    download_timeout: float = 30.0
+    feed_max_bytes: int = 64 * 1024 * 1024
+    feed_max_shrink: float = 0.5
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -67,6 +75,9 @@ class Settings:
             "VERIFY_HOST": "host",
             "VERIFY_RATE_LIMIT": "rate_limit",
             "VERIFY_RATE_LIMIT_STORAGE": "rate_limit_storage",
+            "VERIFY_MAXMIND_ACCOUNT_ID": "maxmind_account_id",
+            "VERIFY_MAXMIND_LICENSE_KEY": "maxmind_license_key",
+            "VERIFY_MAXMIND_URL": "maxmind_url",
         }
         for variable, name in text.items():
             if env.get(variable):
@@ -84,6 +95,16 @@ class Settings:
             values["port"] = _number(env["VERIFY_PORT"], "VERIFY_PORT", int)
         if env.get("VERIFY_WORKERS"):
             values["workers"] = _number(env["VERIFY_WORKERS"], "VERIFY_WORKERS", int)
+        if env.get("VERIFY_GEOIP_EDITIONS"):
+            values["geoip_editions"] = tuple(env["VERIFY_GEOIP_EDITIONS"].replace(",", " ").split())
+        if env.get("VERIFY_DOWNLOAD_TIMEOUT"):
+            values["download_timeout"] = _number(env["VERIFY_DOWNLOAD_TIMEOUT"], "VERIFY_DOWNLOAD_TIMEOUT", float)
+        if env.get("VERIFY_FEED_MAX_BYTES"):
+            values["feed_max_bytes"] = _number(env["VERIFY_FEED_MAX_BYTES"], "VERIFY_FEED_MAX_BYTES", int)
+        if env.get("VERIFY_FEED_MAX_SHRINK"):
+            values["feed_max_shrink"] = _number(env["VERIFY_FEED_MAX_SHRINK"], "VERIFY_FEED_MAX_SHRINK", float)
+            if values["feed_max_shrink"] > 1:
+                raise SettingsError("VERIFY_FEED_MAX_SHRINK is a fraction: greater than 0, at most 1")
         if env.get("VERIFY_DATA_DIR"):
             values["data_dir"] = Path(env["VERIFY_DATA_DIR"])
         return cls(**values)

@@ -133,3 +133,11 @@ def test_points_come_from_the_policy_not_the_check():
     decision = judge(signals, policy)
     assert [(r.code, r.points) for r in decision.reasons] == [("ip.tor", 7)]
     assert decision.verdict == "allow"
+
+
+def test_hosting_from_the_hosting_networks_list_says_where_it_came_from():
+    ip = {**CLEAN, **UNKNOWN_FLAGS, "as_org": "unknown", "is_hosting_provider": True,
+          "hosting_source": "hosting-networks list", "hosting_network": "3.5.140.0/22"}
+    findings = list(network.check_hosting({"ip": ip}, None))
+    assert [f.code for f in findings] == ["ip.hosting"]
+    assert findings[0].detail == f"{ip['address']} is in 3.5.140.0/22, on the hosting-networks list"

@@ -101,3 +101,37 @@ ANONYMOUS = {
     "5.188.0.0/16": anonymous(public_proxy=True),
     "2a02:1000:dead::/48": anonymous(residential_proxy=True),
 }
+
+
+def maxmind_archive(edition: str, database: Path | None, *, date: str = "20261201", extra: dict[str, bytes] | None = None) -> bytes:
+    """A tar.gz laid out as MaxMind's download protocol serves it: `{edition}_{date}/{edition}.mmdb`
+    beside the licence files."""
+    import io
+    import tarfile
+
+    members = {
+        f"{edition}_{date}/COPYRIGHT.txt": b"Database and Contents Copyright (c) MaxMind, Inc.\n",
+        f"{edition}_{date}/LICENSE.txt": b"Use of this MaxMind product is governed by MaxMind's GeoLite2 EULA.\n",
+        **({f"{edition}_{date}/{edition}.mmdb": database.read_bytes()} if database is not None else {}),
+        **(extra or {}),
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        folder = tarfile.TarInfo(f"{edition}_{date}")
+        folder.type = tarfile.DIRTYPE
+        folder.mode = 0o755
+        tar.addfile(folder)
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def sha256_line(archive: bytes, edition: str, *, date: str = "20261201") -> bytes:
+    """The `suffix=tar.gz.sha256` answer: `<hex>  <archive name>`."""
+    import hashlib
+
+    return f"{hashlib.sha256(archive).hexdigest()}  {edition}_{date}.tar.gz\n".encode()

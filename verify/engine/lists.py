@@ -18,6 +18,11 @@ ACTIONS = ("deny", "challenge", "allow")
 # The seeded disposable-provider list is read as the `email.disposable` signal, scored by the
 # policy, rather than as a hard list deny: an allow list can then correct the package's mistakes.
 DISPOSABLE_LIST = "disposable-domains"
+# Published cloud ranges (filled by `verify feeds`): a match is the `ip.hosting` signal where no
+# Anonymous IP database answers, scored by the policy, never a verdict of its own. Its action,
+# `signal`, says so; custom lists cannot take it.
+HOSTING_LIST = "hosting-networks"
+SIGNAL_ACTION = "signal"
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,10 @@ def _flag_check(code: str, flag: str, what: str):
 
 def check_hosting(signals: Signals, _policy: object) -> Iterator[Finding]:
     ip = _ip(signals)
-    owner = f" ({ip['as_org']})" if isinstance(ip.get("as_org"), str) else ""
-    if ip.get("is_hosting_provider") is True:
+    owner = f" ({ip['as_org']})" if isinstance(ip.get("as_org"), str) and ip["as_org"] != "unknown" else ""
+    if ip.get("hosting_source"):  # a published cloud range, where no Anonymous IP database answered
+        yield Finding("ip.hosting", f"{ip['address']} is in {ip.get('hosting_network')}, on the {ip['hosting_source']}{owner}")
+    elif ip.get("is_hosting_provider") is True:
         yield Finding("ip.hosting", f"{ip['address']} belongs to a hosting or datacenter network{owner}")
     elif ip.get("user_type") == "hosting":
         yield Finding("ip.hosting", f"{ip['address']} is used by a hosting provider{owner}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlmodel import Session
 
 from verify.engine.lists import DISPOSABLE_LIST
@@ -10,11 +12,17 @@ from verify.store.policy import add_policy_version, current_policy
 from verify.store.stamps import LISTS_STAMP, bump_stamp
 
 
-def bootstrap(*, session: Session, default_policy: dict, disposable: tuple[list[str], str]) -> None:
-    """Idempotent: only what is missing is created; an admin's later changes are kept."""
+def bootstrap(
+    *, session: Session, default_policy: dict, disposable: tuple[list[str], str] | Callable[[], tuple[list[str], str]]
+) -> None:
+    """Idempotent: only what is missing is created; an admin's later changes are kept.
+
+    `disposable` may be a function: normalising the seed takes seconds, and every CLI command
+    bootstraps, so it is only worth doing when the list is created.
+    """
     created = {row.name: row for row in ensure_builtin_lists(session=session)}
     if DISPOSABLE_LIST in created:
-        values, source = disposable
+        values, source = disposable() if callable(disposable) else disposable
         insert_entries(created[DISPOSABLE_LIST], values, source=source, session=session)
     if created:
         bump_stamp(LISTS_STAMP, session=session)

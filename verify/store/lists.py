@@ -12,7 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from verify.engine.lists import DISPOSABLE_LIST, ListEntryValue
+from verify.engine.lists import DISPOSABLE_LIST, HOSTING_LIST, SIGNAL_ACTION, ListEntryValue
 from verify.errors import Conflict, NotFound
 from verify.store.audit import record_audit
 from verify.store.models import ListDef, ListEntry, utcnow
@@ -33,6 +33,7 @@ BUILTIN_LISTS: tuple[tuple[str, str, str, str], ...] = (
     ("challenged-countries", "country", "challenge", "Countries whose signups must pass a challenge."),
     ("blocked-phone-prefixes", "phone_prefix", "deny", "Phone number prefixes refused outright."),
     ("blocked-devices", "device", "deny", "Device ids refused outright."),
+    (HOSTING_LIST, "ip", SIGNAL_ACTION, "Published cloud and hosting ranges (feeds): scored as ip.hosting where no Anonymous IP database answers."),
 )
 
 AUDIT_VALUES_LIMIT = 20  # an audit event names the values of changes up to this size

@@ -1,0 +1,39 @@
+"""Settings of outside knowledge, read from VERIFY_* variables."""
+
+from __future__ import annotations
+
+import pytest
+
+from verify.settings import Settings, SettingsError
+
+
+def test_outside_knowledge_defaults():
+    settings = Settings.from_env({})
+    assert settings.geoip_editions == ("GeoLite2-City", "GeoLite2-ASN")
+    assert settings.maxmind_url == "https://download.maxmind.com"
+    assert settings.maxmind_account_id is None and settings.maxmind_license_key is None
+    assert settings.feed_max_shrink == 0.5 and settings.feed_max_bytes == 64 * 1024 * 1024
+
+
+def test_outside_knowledge_variables():
+    settings = Settings.from_env({
+        "VERIFY_MAXMIND_ACCOUNT_ID": "123456",
+        "VERIFY_MAXMIND_LICENSE_KEY": "key",
+        "VERIFY_MAXMIND_URL": "http://127.0.0.1:9000",
+        "VERIFY_GEOIP_EDITIONS": "GeoIP2-City, GeoIP2-Anonymous-IP",
+        "VERIFY_DOWNLOAD_TIMEOUT": "2.5",
+        "VERIFY_FEED_MAX_BYTES": "1000",
+        "VERIFY_FEED_MAX_SHRINK": "0.2",
+    })
+    assert settings.geoip_editions == ("GeoIP2-City", "GeoIP2-Anonymous-IP")
+    assert (settings.maxmind_account_id, settings.maxmind_license_key, settings.maxmind_url) == ("123456", "key", "http://127.0.0.1:9000")
+    assert (settings.download_timeout, settings.feed_max_bytes, settings.feed_max_shrink) == (2.5, 1000, 0.2)
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [("VERIFY_FEED_MAX_SHRINK", "1.5"), ("VERIFY_FEED_MAX_SHRINK", "0"), ("VERIFY_FEED_MAX_BYTES", "lots"), ("VERIFY_DOWNLOAD_TIMEOUT", "-1")],
+)
+def test_bad_values_are_refused(variable, value):
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})
