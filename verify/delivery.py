@@ -1,0 +1,161 @@
+"""Sending webhook deliveries: claim the due ones (store), sign and POST each (Standard
+Webhooks), record the outcome and when to try again.
+
+`verify worker` and, on the embedded default, a child process of `verify serve` both call
+`Deliverer.deliver_due`. Sends happen outside any transaction; several workers share the
+work through the claims in verify/store/webhooks.py. Delivery is at least once: a worker
+killed after the receiver answered but before the outcome was recorded leaves a delivery
+that is sent again once its claim lapses, with the same webhook-id, which receivers use to
+drop repeats (as the specification tells them to).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import requests
+from sqlalchemy.exc import SQLAlchemyError
+
+from verify import standard_webhooks
+from verify.intel.download import USER_AGENT, _root
+from verify.settings import Settings
+from verify.store import webhooks as webhook_store
+from verify.store.database import Database
+
+log = logging.getLogger(__name__)
+
+BATCH = 20
+# Longer than a batch of sends can take (BATCH x the 10 s timeout): a live worker's claim
+# never lapses under it, and a dead worker's deliveries go out again a few minutes later.
+LEASE = timedelta(minutes=5)
+FIRST_RETRY = timedelta(seconds=5)
+LONGEST_RETRY = timedelta(hours=2)
+RESPONSE_PREFIX = 200  # characters of a receiver's answer kept for the log; the rest is dropped
+
+
+def retry_delay(attempts: int, *, rng: random.Random) -> timedelta:
+    """Exponential backoff after the n-th failed attempt: 5 s, 10 s, 20 s, … at most 2 h,
+    each drawn between half and all of that, so that receivers that failed together (an
+    outage) are not all retried at the same moment."""
+    ceiling = min(FIRST_RETRY * 2 ** min(attempts - 1, 30), LONGEST_RETRY)
+    return ceiling * rng.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt: what the receiver answered, and what became of the delivery."""
+
+    delivery_id: str
+    succeeded: bool
+    status: str  # succeeded | retry | failed | lost (the claim lapsed meanwhile)
+    status_code: int | None = None
+    error: str | None = None
+
+
+class Deliverer:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        timeout: float = 10.0,
+        lease: timedelta = LEASE,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.database = database
+        self.timeout = timeout
+        self.lease = lease
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.http = requests.Session()
+
+    def deliver_due(self, *, limit: int = BATCH) -> list[Outcome]:
+        """Claim up to `limit` due deliveries, send each once, record each outcome."""
+        with self.database.transaction() as session:
+            claimed = webhook_store.claim_due(now=self.clock(), lease=self.lease, limit=limit, session=session)
+        return [self._deliver(delivery) for delivery in claimed]
+
+    def _deliver(self, delivery: webhook_store.Claimed) -> Outcome:
+        status_code, error, response = self.send(delivery)
+        succeeded = status_code is not None and 200 <= status_code < 300
+        at = self.clock()
+        next_at = None
+        if not succeeded and at < delivery.retry_until:
+            next_at = at + retry_delay(delivery.attempts, rng=self.rng)
+        with self.database.transaction() as session:
+            kept = webhook_store.record_attempt(
+                delivery, succeeded=succeeded, at=at, next_attempt_at=next_at, status_code=status_code,
+                error=error, response=response, session=session,
+            )
+        status = "succeeded" if succeeded else "retry" if next_at else "failed"
+        if not kept:
+            status = "lost"
+        if not succeeded:
+            log.warning("webhook delivery %s, attempt %d: %s (%s)", delivery.id, delivery.attempts, error, status)
+        return Outcome(delivery.id, succeeded, status, status_code, error)
+
+    def send(self, delivery: webhook_store.Claimed) -> tuple[int | None, str | None, str | None]:
+        """POST the signed body once: (status code, error, start of the answer's body)."""
+        timestamp = int(self.clock().timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **standard_webhooks.headers(delivery.secret, message_id=delivery.id, timestamp=timestamp, body=delivery.body),
+        }
+        try:
+            # Redirects are not followed: a signed POST must not be replayed to wherever a
+            # receiver (or whoever took over its name) points.
+            with self.http.post(
+                delivery.url, data=delivery.body.encode("utf-8"), headers=headers,
+                timeout=self.timeout, allow_redirects=False, stream=True,
+            ) as answer:
+                prefix = answer.raw.read(RESPONSE_PREFIX * 4, decode_content=True) or b""
+                shown = prefix.decode("utf-8", "replace")[:RESPONSE_PREFIX].replace("\x00", "")
+                code = answer.status_code
+                error = None
+                if not 200 <= code < 300:
+                    error = f"HTTP {code}" + (" (redirects are not followed)" if 300 <= code < 400 else "")
+                return code, error, shown or None
+        except requests.Timeout:
+            return None, f"no answer within {self.timeout:g} s", None
+        except requests.RequestException as failure:
+            return None, f"could not be reached: {_root(failure)}"[:500], None
+        except Exception as failure:  # noqa: BLE001 (a receiver must never stop the loop: urllib3 raises oddities)
+            return None, f"failed: {type(failure).__name__}"[:500], None
+
+
+def deliverer_for(settings: Settings, database: Database) -> Deliverer:
+    return Deliverer(database=database, timeout=settings.webhook_timeout)
+
+
+def deliver_until_idle(deliverer: Deliverer, *, limit: int = BATCH) -> list[Outcome]:
+    """Rounds of deliver_due until a round finds less than a full batch."""
+    outcomes: list[Outcome] = []
+    while True:
+        batch = deliverer.deliver_due(limit=limit)
+        outcomes += batch
+        if len(batch) < limit:
+            return outcomes
+
+
+def run_deliveries(settings: Settings, *, poll: float, stop: threading.Event, parent_pid: int | None = None) -> None:
+    """Deliver until `stop` is set, or until the parent process is gone (serve's child)."""
+    database = Database(settings.database_url)
+    deliverer = deliverer_for(settings, database)
+    try:
+        while not stop.is_set():
+            if parent_pid is not None and os.getppid() != parent_pid:
+                return
+            try:
+                deliver_until_idle(deliverer)
+            except SQLAlchemyError as error:
+                log.warning("webhook deliveries: the database failed (%s); trying again", type(error).__name__)
+            stop.wait(poll)
+    finally:
+        database.dispose()
