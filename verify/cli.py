@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from pydantic import ValidationError
 
+from verify.api.assessments import announce
 from verify.api.bodies import field_errors
 from verify.api.context import Services
 from verify.api.schemas import SignupIn, assessment_json, parse_rfc3339
@@ -164,6 +165,7 @@ def assess(**fields: str | None) -> None:
     signup = Signup(**body.model_dump(exclude={"occurred_at"}), occurred_at=body.occurred_at or now)
     with services.database.transaction() as session:
         row = services.assessor.assess(signup, session=session, now=now)
+        announce(row, session=session)
         click.echo(json.dumps(assessment_json(row), indent=2, ensure_ascii=False))
 
 

@@ -26,6 +26,9 @@ from verify.store.models import WebhookDelivery, WebhookEndpoint, utcnow
 REVISION_CREATED = "revision.created"
 ASSESSMENT_CREATED = "assessment.created"
 EVENT_TYPES = (REVISION_CREATED, ASSESSMENT_CREATED)
+# `assessment.created` tells of the verdicts the backend acts on later (a challenge to
+# follow up, a deny to review); an allow needs nothing from it.
+ANNOUNCED_VERDICTS = ("challenge", "deny")
 # A failing endpoint is retried for at least this long after the event (or a redeliver).
 RETRY_WINDOW = timedelta(hours=24)
 
