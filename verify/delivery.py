@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from verify.store.database import Database
 log = logging.getLogger(__name__)
 
 BATCH = 20
+DELIVERY_POLL = 1.0  # seconds between looks for due deliveries: an event goes out about this soon
 # Longer than a batch of sends can take (BATCH x the 10 s timeout): a live worker's claim
 # never lapses under it, and a dead worker's deliveries go out again a few minutes later.
 LEASE = timedelta(minutes=5)
@@ -56,6 +58,14 @@ class Outcome:
     status: str  # succeeded | retry | failed | lost (the claim lapsed meanwhile)
     status_code: int | None = None
     error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Given up on: retried for a day, or longer, without a 2xx answer."""
+        return self.status == "failed"
+
+    def describe(self) -> str:
+        return f"webhook delivery {self.delivery_id}: {self.status}" + (f" ({self.error})" if self.error else "")
 
 
 class Deliverer:
@@ -159,3 +169,15 @@ def run_deliveries(settings: Settings, *, poll: float, stop: threading.Event, pa
             stop.wait(poll)
     finally:
         database.dispose()
+
+
+def run_delivery_child(settings: Settings, *, parent_pid: int) -> None:
+    """The delivery loop in a process forked from gunicorn's arbiter, with the arbiter's
+    signal handlers replaced by a clean stop."""
+    signal.set_wakeup_fd(-1)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, lambda *_: stop.set())
+    for signum in (signal.SIGHUP, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
+        signal.signal(signum, signal.SIG_DFL)
+    run_deliveries(settings, poll=DELIVERY_POLL, stop=stop, parent_pid=parent_pid)
