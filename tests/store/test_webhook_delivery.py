@@ -24,6 +24,7 @@ from verify.store.webhooks import (
     create_endpoint,
     enqueue_event,
     enqueue_events,
+    purge_deliveries,
 )
 
 
@@ -245,3 +246,13 @@ def test_concurrent_workers_never_send_one_delivery_twice(services, database_url
         assert {row.status for row in deliveries(services)} == {"succeeded"}
     finally:
         receiver.stop()
+
+
+def test_retention_purges_finished_deliveries_only(services, receiver, clock, deliverer):
+    endpoint(services, receiver.url())
+    enqueue(services, [revision(1)], now=clock())
+    assert [o.status for o in deliverer.deliver_due()] == ["succeeded"]
+    enqueue(services, [revision(2)], now=clock())
+    with services.database.transaction() as session:
+        assert purge_deliveries(clock() + timedelta(seconds=1), session=session) == 1
+    assert [row.status for row in deliveries(services)] == ["pending"]

@@ -259,3 +259,12 @@ def redeliver(endpoint_id: str, delivery_id: str, *, now: datetime, actor: str, 
     session.refresh(row)
     record_audit(actor, "webhook.redeliver", target=endpoint.id, detail={"delivery": delivery_id}, session=session)
     return row
+
+
+def purge_deliveries(cutoff: datetime, *, session: Session) -> int:
+    """Delete finished deliveries (succeeded or failed) created before `cutoff`: their bodies
+    hold assessments, which retention removes too. Pending ones are still to be sent."""
+    deleted = session.execute(
+        sa.delete(WebhookDelivery).where(col(WebhookDelivery.created_at) < cutoff, col(WebhookDelivery.status) != PENDING)
+    )
+    return deleted.rowcount or 0
