@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -24,7 +25,7 @@ import requests
 from sqlalchemy.exc import SQLAlchemyError
 
 from verify import standard_webhooks
-from verify.intel.download import USER_AGENT, _root
+from verify.intel.download import USER_AGENT
 from verify.settings import Settings
 from verify.store import webhooks as webhook_store
 from verify.store.database import Database
@@ -33,12 +34,20 @@ log = logging.getLogger(__name__)
 
 BATCH = 20
 DELIVERY_POLL = 1.0  # seconds between looks for due deliveries: an event goes out about this soon
-# Longer than a batch of sends can take (BATCH x the 10 s timeout): a live worker's claim
-# never lapses under it, and a dead worker's deliveries go out again a few minutes later.
+# A claim lasts longer than its batch can take (each send is bounded by about three timeouts:
+# connect, the answer's head, its body), so a live worker's claim never lapses under it; a dead
+# worker's deliveries go out again when it does, 5 minutes later with the default timeout.
 LEASE = timedelta(minutes=5)
 FIRST_RETRY = timedelta(seconds=5)
 LONGEST_RETRY = timedelta(hours=2)
 RESPONSE_PREFIX = 200  # characters of a receiver's answer kept for the log; the rest is dropped
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost cause, which names the actual problem (refused, reset, name not known)."""
+    while error.__context__ is not None and error.__context__ is not error:
+        error = error.__context__
+    return str(error) or type(error).__name__
 
 
 def retry_delay(attempts: int, *, rng: random.Random) -> timedelta:
@@ -80,15 +89,16 @@ class Deliverer:
     ) -> None:
         self.database = database
         self.timeout = timeout
-        self.lease = lease
+        self.lease = lease  # at least this; longer when a batch could take longer
         self.clock = clock
         self.rng = rng or random.Random()
         self.http = requests.Session()
 
     def deliver_due(self, *, limit: int = BATCH) -> list[Outcome]:
         """Claim up to `limit` due deliveries, send each once, record each outcome."""
+        lease = max(self.lease, timedelta(seconds=limit * 3 * self.timeout))
         with self.database.transaction() as session:
-            claimed = webhook_store.claim_due(now=self.clock(), lease=self.lease, limit=limit, session=session)
+            claimed = webhook_store.claim_due(now=self.clock(), lease=lease, limit=limit, session=session)
         return [self._deliver(delivery) for delivery in claimed]
 
     def _deliver(self, delivery: webhook_store.Claimed) -> Outcome:
@@ -125,8 +135,7 @@ class Deliverer:
                 delivery.url, data=delivery.body.encode("utf-8"), headers=headers,
                 timeout=self.timeout, allow_redirects=False, stream=True,
             ) as answer:
-                prefix = answer.raw.read(RESPONSE_PREFIX * 4, decode_content=True) or b""
-                shown = prefix.decode("utf-8", "replace")[:RESPONSE_PREFIX].replace("\x00", "")
+                shown = self.answer_prefix(answer)
                 code = answer.status_code
                 error = None
                 if not 200 <= code < 300:
@@ -135,9 +144,26 @@ class Deliverer:
         except requests.Timeout:
             return None, f"no answer within {self.timeout:g} s", None
         except requests.RequestException as failure:
-            return None, f"could not be reached: {_root(failure)}"[:500], None
+            return None, f"could not be reached: {_cause(failure)}"[:500], None
         except Exception as failure:  # noqa: BLE001 (a receiver must never stop the loop: urllib3 raises oddities)
             return None, f"failed: {type(failure).__name__}"[:500], None
+
+    def answer_prefix(self, answer: requests.Response) -> str:
+        """The start of the answer's body, for the log: read for at most one more timeout, so
+        that a receiver that drips its body cannot hold the worker."""
+        deadline = time.monotonic() + self.timeout
+        kept = b""
+        try:
+            while len(kept) < RESPONSE_PREFIX * 4 and time.monotonic() < deadline:
+                chunk = answer.raw.read1(256, decode_content=True)  # what has arrived, never waiting for more
+                if not chunk:
+                    break
+                kept += chunk
+        except (requests.RequestException, OSError, ValueError) as failure:
+            log.debug("the answer's body broke off: %s", type(failure).__name__)
+        except Exception:  # noqa: BLE001 (urllib3's own errors: the status is what counts)
+            pass
+        return kept.decode("utf-8", "replace")[:RESPONSE_PREFIX].replace("\x00", "")
 
 
 def deliverer_for(settings: Settings, database: Database) -> Deliverer:
@@ -166,6 +192,8 @@ def run_deliveries(settings: Settings, *, poll: float, stop: threading.Event, pa
                 deliver_until_idle(deliverer)
             except SQLAlchemyError as error:
                 log.warning("webhook deliveries: the database failed (%s); trying again", type(error).__name__)
+            except Exception:  # noqa: BLE001 (the loop outlives one bad round; the claims lapse and are retried)
+                log.exception("webhook deliveries: a round failed; trying again")
             stop.wait(poll)
     finally:
         database.dispose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -184,6 +185,17 @@ def test_redirects_are_not_followed(services, receiver, clock, deliverer):
     [outcome] = deliverer.deliver_due()
     assert (outcome.status, outcome.status_code) == ("retry", 307) and "not followed" in outcome.error
     assert [r.path for r in receiver.received] == ["/hook"]
+
+
+def test_a_receiver_that_drips_its_answer_does_not_hold_the_worker(services, receiver, clock, deliverer):
+    endpoint(services, receiver.url())
+    enqueue(services, [revision(1)], now=clock())
+    receiver.mode = "drip"
+    started = time.monotonic()
+    [outcome] = deliverer.deliver_due()
+    assert time.monotonic() - started < 1.5  # the timeout is 0.3 s; the whole body would take 5 s
+    assert (outcome.status, outcome.status_code) == ("succeeded", 200)  # the status came in time
+    assert set(deliveries(services)[0].last_response) == {"x"}
 
 
 def test_an_unreachable_receiver_is_retried(services, clock, deliverer):

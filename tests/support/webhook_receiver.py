@@ -19,7 +19,7 @@ class Received:
 
 class WebhookReceiver:
     def __init__(self, *, stall: float = 1.0, hold: float = 0.0) -> None:
-        self.mode = "ok"  # ok | fail | stall | redirect
+        self.mode = "ok"  # ok | fail | stall | drip | redirect
         self.stall = stall  # seconds a stalled answer waits (longer than the sender's timeout)
         self.hold = hold  # seconds every answer takes (to widen races between workers)
         self.received: list[Received] = []
@@ -52,6 +52,15 @@ class WebhookReceiver:
                         return self._answer(200, b"too late")
                     if mode == "fail":
                         return self._answer(500, b"internal error " + b"x" * 5000)
+                    if mode == "drip":  # 200 at once, then a body of one byte at a time, for ever
+                        self.send_response(200)
+                        self.send_header("Content-Length", "100000")
+                        self.end_headers()
+                        for _ in range(250):
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                            time.sleep(0.02)
+                        return
                     if mode == "redirect":
                         return self._answer(307, b"", {"Location": "/elsewhere"})
                     self._answer(204, b"")
