@@ -161,3 +161,16 @@ def test_a_delivery_in_flight_is_not_redelivered(client, admin_headers, assess_h
 def test_assess_scope_cannot_manage_webhooks(client, assess_headers):
     assert client.get("/v1/webhooks", headers=assess_headers).status_code == 403
     assert client.post("/v1/webhooks", json={"url": "https://x.example", "events": ["revision.created"]}, headers=assess_headers).status_code == 403
+
+
+def test_erasure_removes_the_deliveries_about_the_person(client, admin_headers, assess_headers, services, receiver):
+    created = register(client, admin_headers, receiver.url())
+    client.post("/v1/assessments", json={"email": "not an address", "external_id": "user-9"}, headers=assess_headers)
+    client.post("/v1/assessments", json={"email": "broken too", "external_id": "user-10"}, headers=assess_headers)
+    log = f"/v1/webhooks/{created['id']}/deliveries"
+    assert len(client.get(log, headers=admin_headers).get_json()["items"]) == 2
+    assert client.post("/v1/erasure", json={"external_id": "user-9"}, headers=admin_headers).get_json() == {"erased": 1}
+    [left] = client.get(log, headers=admin_headers).get_json()["items"]
+    Deliverer(database=services.database, timeout=2).deliver_due()
+    assert receiver.ids() == [left["id"]]
+    assert b"user-9" not in b"".join(r.body for r in receiver.received)

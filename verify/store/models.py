@@ -217,6 +217,8 @@ class WebhookDelivery(SQLModel, table=True):
     id: str = Field(max_length=40, unique=True)
     endpoint_id: str = Field(max_length=40, foreign_key="webhook_endpoints.id", ondelete="CASCADE")
     event_type: str = Field(max_length=64)
+    # The assessment the event is about, so that erasure and retention remove its deliveries.
+    assessment_id: str | None = Field(default=None, max_length=40, index=True)
     body: str = Field(sa_type=sa.Text)
     status: str = Field(max_length=16)  # pending | succeeded | failed
     attempts: int = 0

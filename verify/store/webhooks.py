@@ -29,6 +29,8 @@ EVENT_TYPES = (REVISION_CREATED, ASSESSMENT_CREATED)
 # `assessment.created` tells of the verdicts the backend acts on later (a challenge to
 # follow up, a deny to review); an allow needs nothing from it.
 ANNOUNCED_VERDICTS = ("challenge", "deny")
+# The field of each event's data that names the assessment it is about.
+SUBJECT = {REVISION_CREATED: "assessment_id", ASSESSMENT_CREATED: "id"}
 # A failing endpoint is retried for at least this long after the event (or a redeliver).
 RETRY_WINDOW = timedelta(hours=24)
 
@@ -127,9 +129,11 @@ def enqueue_events(
     rows = []
     for payload in payloads:
         body = event_body(event_type, payload, at=now)
+        subject = payload.get(SUBJECT[event_type])
         rows += [
             {
-                "id": "msg_" + uuid.uuid4().hex, "endpoint_id": endpoint_id, "event_type": event_type, "body": body,
+                "id": "msg_" + uuid.uuid4().hex, "endpoint_id": endpoint_id, "event_type": event_type,
+                "assessment_id": subject if isinstance(subject, str) else None, "body": body,
                 "status": PENDING, "attempts": 0, "next_attempt_at": now, "retry_until": now + RETRY_WINDOW,
                 "created_at": now,
             }
@@ -268,3 +272,12 @@ def purge_deliveries(cutoff: datetime, *, session: Session) -> int:
         sa.delete(WebhookDelivery).where(col(WebhookDelivery.created_at) < cutoff, col(WebhookDelivery.status) != PENDING)
     )
     return deleted.rowcount or 0
+
+
+def delete_deliveries_about(assessment_ids: list[str], *, session: Session) -> int:
+    """Delete every delivery about these assessments, sent or not (erasure, retention)."""
+    deleted = 0
+    for start in range(0, len(assessment_ids), 500):
+        chunk = assessment_ids[start:start + 500]
+        deleted += session.execute(sa.delete(WebhookDelivery).where(col(WebhookDelivery.assessment_id).in_(chunk))).rowcount or 0
+    return deleted

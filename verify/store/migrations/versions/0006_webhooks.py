@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("endpoint_id", sa.String(length=40), nullable=False),
         sa.Column("event_type", sa.String(length=64), nullable=False),
+        sa.Column("assessment_id", sa.String(length=40), nullable=True),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
@@ -54,10 +55,12 @@ def upgrade() -> None:
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.create_index("ix_webhook_deliveries_due", ["status", "next_attempt_at"], unique=False)
         batch_op.create_index("ix_webhook_deliveries_endpoint", ["endpoint_id", "seq"], unique=False)
+        batch_op.create_index("ix_webhook_deliveries_assessment_id", ["assessment_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_deliveries_assessment_id")
         batch_op.drop_index("ix_webhook_deliveries_endpoint")
         batch_op.drop_index("ix_webhook_deliveries_due")
     op.drop_table("webhook_deliveries")
