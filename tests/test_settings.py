@@ -37,3 +37,13 @@ def test_outside_knowledge_variables():
 def test_bad_values_are_refused(variable, value):
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({variable: value})
+
+
+def test_webhook_settings():
+    assert (Settings.from_env({}).webhook_timeout, Settings.from_env({}).serve_deliveries) == (10.0, True)
+    settings = Settings.from_env({"VERIFY_WEBHOOK_TIMEOUT": "2.5", "VERIFY_SERVE_DELIVERIES": "off"})
+    assert (settings.webhook_timeout, settings.serve_deliveries) == (2.5, False)
+    with pytest.raises(SettingsError, match="VERIFY_SERVE_DELIVERIES"):
+        Settings.from_env({"VERIFY_SERVE_DELIVERIES": "sometimes"})
+    with pytest.raises(SettingsError, match="VERIFY_WEBHOOK_TIMEOUT"):
+        Settings.from_env({"VERIFY_WEBHOOK_TIMEOUT": "0"})

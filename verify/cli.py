@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from pydantic import ValidationError
 
+from verify.api.assessments import announce
 from verify.api.bodies import field_errors
 from verify.api.context import Services
 from verify.api.schemas import SignupIn, assessment_json, parse_rfc3339
@@ -30,6 +31,7 @@ from verify.store.assessments import assessment_ids_before, delete_assessments
 from verify.store.audit import record_audit
 from verify.store.keys import create_api_key, list_api_keys, revoke_api_key
 from verify.store.lists import get_list, import_list_entries, refresh_package_entries, stream_values
+from verify.store.webhooks import purge_deliveries
 from verify.progress import progress
 from verify.store.bootstrap import bootstrap
 
@@ -164,6 +166,7 @@ def assess(**fields: str | None) -> None:
     signup = Signup(**body.model_dump(exclude={"occurred_at"}), occurred_at=body.occurred_at or now)
     with services.database.transaction() as session:
         row = services.assessor.assess(signup, session=session, now=now)
+        announce(row, session=session)
         click.echo(json.dumps(assessment_json(row), indent=2, ensure_ascii=False))
 
 
@@ -369,9 +372,16 @@ def purge(older_than: str) -> None:
             if len(ids) < PURGE_BATCH:
                 break
     with database.transaction() as session:
-        detail = {"older_than": older_than, "cutoff": cutoff.isoformat(), "assessments": assessments, "feedback": feedback}
+        deliveries = purge_deliveries(cutoff, session=session)
+        detail = {
+            "older_than": older_than, "cutoff": cutoff.isoformat(), "assessments": assessments, "feedback": feedback,
+            "webhook_deliveries": deliveries,
+        }
         record_audit("cli", "assessments.purge", target=older_than, detail=detail, session=session)
-    click.echo(f"purged {assessments} assessments ({feedback} feedback) that occurred before {cutoff:%Y-%m-%dT%H:%M:%SZ}")
+    click.echo(
+        f"purged {assessments} assessments ({feedback} feedback) that occurred before {cutoff:%Y-%m-%dT%H:%M:%SZ}"
+        f", and {deliveries} finished webhook deliveries"
+    )
 
 
 # Outside knowledge kept fresh (verify/cli_intel.py): geoip update, feeds, worker.

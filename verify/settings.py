@@ -61,6 +61,10 @@ class Settings:
     download_timeout: float = 30.0
     feed_max_bytes: int = 64 * 1024 * 1024
     feed_max_shrink: float = 0.5
+    # Webhooks: seconds a receiver has to answer, and whether `verify serve` sends deliveries
+    # itself (off when a separate `verify worker` does).
+    webhook_timeout: float = 10.0
+    serve_deliveries: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -105,6 +109,10 @@ class Settings:
             values["feed_max_shrink"] = _number(env["VERIFY_FEED_MAX_SHRINK"], "VERIFY_FEED_MAX_SHRINK", float)
             if values["feed_max_shrink"] > 1:
                 raise SettingsError("VERIFY_FEED_MAX_SHRINK is a fraction: greater than 0, at most 1")
+        if env.get("VERIFY_WEBHOOK_TIMEOUT"):
+            values["webhook_timeout"] = _number(env["VERIFY_WEBHOOK_TIMEOUT"], "VERIFY_WEBHOOK_TIMEOUT", float)
+        if env.get("VERIFY_SERVE_DELIVERIES"):
+            values["serve_deliveries"] = _flag(env["VERIFY_SERVE_DELIVERIES"], "VERIFY_SERVE_DELIVERIES")
         if env.get("VERIFY_DATA_DIR"):
             values["data_dir"] = Path(env["VERIFY_DATA_DIR"])
         return cls(**values)

@@ -19,7 +19,7 @@ from verify.store.keys import create_api_key, revoke_api_key
 
 METHODS = ("get", "post", "put", "delete", "patch")
 SCOPE = re.compile(r"\(scope ((?:assess|admin)(?: or (?:assess|admin))*)\)")
-PATH_VALUES = {"assessment_id": "no-such-assessment", "name": "blocked-ips"}
+PATH_VALUES = {"assessment_id": "no-such-assessment", "name": "blocked-ips", "webhook_id": "no-such-webhook", "delivery_id": "no-such-delivery"}
 
 
 def operations() -> list[tuple[str, str, dict]]:

@@ -59,7 +59,8 @@ def children(pid: int) -> list[int]:
 def verify_serve(database_url: str, *, workers: int):
     """`verify serve` on a free loopback port, as production runs it; stopped afterwards."""
     port = free_port()
-    env = {**os.environ, "VERIFY_DATABASE_URL": database_url, "VERIFY_MX_CHECK": "off"}
+    # Without the webhook delivery process, the arbiter's children are exactly its workers.
+    env = {**os.environ, "VERIFY_DATABASE_URL": database_url, "VERIFY_MX_CHECK": "off", "VERIFY_SERVE_DELIVERIES": "off"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "verify", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
