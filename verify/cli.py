@@ -40,9 +40,10 @@ def app_services() -> Services:
 
 def upgrade_database(services: Services) -> None:
     """Apply migrations, then create what a first start needs."""
-    services.database.upgrade()
-    with services.database.transaction() as session:
-        bootstrap(session=session, default_policy=default_policy(services.settings), disposable=disposable_seed)
+    with services.database.migration_lock():
+        services.database.upgrade()
+        with services.database.transaction() as session:
+            bootstrap(session=session, default_policy=default_policy(services.settings), disposable=disposable_seed)
 
 
 def fail(message: str) -> None:
