@@ -63,6 +63,10 @@ class ProblemWorker(SyncWorker):
         super().handle_error(req, client, addr, exc)
 
 
+# Settings newer gunicorn releases know; skipped where the installed one does not.
+OPTIONAL_SETTINGS = frozenset({"control_socket_disable"})
+
+
 class VerifyServer(BaseApplication):
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self.settings = settings
@@ -71,6 +75,8 @@ class VerifyServer(BaseApplication):
 
     def load_config(self) -> None:
         for name, value in self.options.items():
+            if name in OPTIONAL_SETTINGS and name not in self.cfg.settings:
+                continue  # a gunicorn older than the setting has nothing to turn off
             self.cfg.set(name, value)
 
     def load(self):
@@ -104,6 +110,10 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int) -> N
         "accesslog": None,
         "errorlog": "-",
         "child_exit": _worker_exited,
+        # gunicorn 25.1 opens a control socket at one path per user ($XDG_RUNTIME_DIR or
+        # ~/.gunicorn/gunicorn.ctl): two instances on one host shared it, and stopping one
+        # removed it for the other. Nothing here uses it.
+        "control_socket_disable": True,
     }
     try:
         VerifyServer(settings, options).run()
