@@ -94,6 +94,9 @@ def metrics_directory() -> str:
     """A fresh directory for the workers' metric files, named in the environment before they fork."""
     directory = tempfile.mkdtemp(prefix="verify-metrics-")
     os.environ[metrics.MULTIPROC_ENV] = directory
+    # The master made its app (and so maybe its collectors, in memory) before this: the
+    # workers it forks must make their own, writing to the directory.
+    metrics.collectors.cache_clear()
     return directory
 
 
