@@ -18,7 +18,8 @@ RUN pip install -e .
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH \
     VERIFY_HOST=0.0.0.0 VERIFY_PORT=8080 VERIFY_DATABASE_URL=sqlite:////app/var/verify.db
-RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin verify
+RUN groupadd --system --gid 10001 verify \
+    && useradd --system --uid 10001 --gid verify --home-dir /app --shell /usr/sbin/nologin verify
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --from=build /app ./

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -51,6 +52,7 @@ def test_the_image_runs_as_a_plain_user_and_checks_readiness():
     assert [rest for word, rest in stage if word == "COPY" and rest.endswith(entrypoint[0])] == [
         f"deploy/entrypoint.sh /usr/local/bin/{entrypoint[0]}"
     ]
+    assert os.access(ROOT / "deploy" / "entrypoint.sh", os.X_OK), "COPY keeps the mode: the entry point must be executable"
     # `verify serve` binds to VERIFY_HOST: inside a container that must be every interface.
     environment = " ".join(rest for word, rest in stage if word == "ENV")
     assert "VERIFY_HOST=0.0.0.0" in environment
