@@ -6,9 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from tests.conftest import POSTGRES_URL
+from tests.conftest import postgres_database_url, reset_postgres
 from verify.store.database import MIGRATIONS, normalise_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,36 +26,22 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
-@contextmanager
-def new_postgres_database() -> Iterator[str]:
-    """A PostgreSQL database of its own, dropped afterwards."""
-    base = sa.engine.make_url(normalise_url(POSTGRES_URL))
-    name = f"verify_deploy_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_database_url(request, tmp_path) -> Iterator[str]:
-    """A database nothing has touched yet: a SQLite path with no file, or a new PostgreSQL database."""
+def empty_database_url(request, tmp_path, worker_id) -> str:
+    """A database nothing has touched yet: a SQLite path with no file, or this run's PostgreSQL
+    database with its schema emptied."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'var' / 'verify.db'}"
-        return
-    with new_postgres_database() as url:
-        yield url
+        return f"sqlite:///{tmp_path / 'var' / 'verify.db'}"
+    url = postgres_database_url(worker_id)
+    reset_postgres(url)
+    return url
 
 
 @pytest.fixture
-def empty_postgres_url() -> Iterator[str]:
-    with new_postgres_database() as url:
-        yield url
+def empty_postgres_url(worker_id) -> str:
+    url = postgres_database_url(worker_id)
+    reset_postgres(url)
+    return url
 
 
 def entrypoint(database_url: str, *command: str, wait_seconds: str = "10") -> subprocess.Popen:
