@@ -14,6 +14,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from pydantic import ValidationError
+from sqlalchemy import event
 
 from verify.api.assessments import announce
 from verify.api.bodies import field_errors
@@ -21,6 +22,7 @@ from verify.api.context import Services
 from verify.api.schemas import SignupIn, assessment_json, parse_rfc3339
 from verify.app import create_app, default_policy
 from verify.assessing import Signup
+from verify.doctor import shown_url
 from verify.engine import list_values
 from verify.engine.identity import MailRules
 from verify.engine.list_values import Located, ValuesInvalid, normalise_all, text_lines
@@ -34,17 +36,34 @@ from verify.store.lists import get_list, import_list_entries, refresh_package_en
 from verify.store.webhooks import purge_deliveries
 from verify.progress import progress
 from verify.store.bootstrap import bootstrap
+from verify.store.database import Database
 
 
 def app_services() -> Services:
-    return current_app.extensions["verify"]
+    services = current_app.extensions["verify"]
+    name_database_on_first_use(services.database, services.settings.database_url)
+    return services
+
+
+def name_database_on_first_use(database: Database, url: str) -> None:
+    """Say on stderr which database the command used, without credentials, once it connects.
+
+    A shell and a service whose environments differ use different databases, and the only
+    symptom was a 401; stdout stays the command's own output.
+    """
+    if getattr(database.engine, "_verify_named", False):
+        return
+    database.engine._verify_named = True
+    shown = shown_url(url)
+    event.listen(database.engine, "connect", lambda *_: click.echo(f"database: {shown}", err=True), once=True)
 
 
 def upgrade_database(services: Services) -> None:
     """Apply migrations, then create what a first start needs."""
-    services.database.upgrade()
-    with services.database.transaction() as session:
-        bootstrap(session=session, default_policy=default_policy(services.settings), disposable=disposable_seed)
+    with services.database.migration_lock():
+        services.database.upgrade()
+        with services.database.transaction() as session:
+            bootstrap(session=session, default_policy=default_policy(services.settings), disposable=disposable_seed)
 
 
 def fail(message: str) -> None:

@@ -65,6 +65,10 @@ class ProblemWorker(SyncWorker):
         super().handle_error(req, client, addr, exc)
 
 
+# Settings newer gunicorn releases know; skipped where the installed one does not.
+OPTIONAL_SETTINGS = frozenset({"control_socket_disable"})
+
+
 class VerifyServer(BaseApplication):
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self.settings = settings
@@ -73,6 +77,8 @@ class VerifyServer(BaseApplication):
 
     def load_config(self) -> None:
         for name, value in self.options.items():
+            if name in OPTIONAL_SETTINGS and name not in self.cfg.settings:
+                continue  # a gunicorn older than the setting has nothing to turn off
             self.cfg.set(name, value)
 
     def load(self):
@@ -90,6 +96,9 @@ def metrics_directory() -> str:
     """A fresh directory for the workers' metric files, named in the environment before they fork."""
     directory = tempfile.mkdtemp(prefix="verify-metrics-")
     os.environ[metrics.MULTIPROC_ENV] = directory
+    # The master made its app (and so maybe its collectors, in memory) before this: the
+    # workers it forks must make their own, writing to the directory.
+    metrics.collectors.cache_clear()
     return directory
 
 
@@ -143,6 +152,10 @@ def server_options(settings: Settings, *, host: str, port: int, workers: int) ->
         "accesslog": None,
         "errorlog": "-",
         "child_exit": _worker_exited,
+        # gunicorn 25.1 opens a control socket at one path per user ($XDG_RUNTIME_DIR or
+        # ~/.gunicorn/gunicorn.ctl): two instances on one host shared it, and stopping one
+        # removed it for the other. Nothing here uses it.
+        "control_socket_disable": True,
     }
     if settings.serve_deliveries:
         options.update(delivery_hooks(settings))

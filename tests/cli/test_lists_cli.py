@@ -33,22 +33,22 @@ def test_import_text_then_export_round_trips(run, services, tmp_path):
     source.write_text("# campaign 42\nEvil.Example\nmx1.evil.example.  # a subdomain\n\nbad-actor.example\nevil.example\n", encoding="utf-8")
     result = run("lists", "import", "blocked-domains", str(source))
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "added 3, existing 0"
+    assert result.stdout.strip() == "added 3, existing 0"
     stored = entries_of(services, "blocked-domains")
     assert {row.source for row in stored.values()} == {"file:wave.txt"}
     exported = run("lists", "export", "blocked-domains")
     assert exported.exit_code == 0
-    assert exported.output.splitlines() == ["bad-actor.example", "evil.example", "mx1.evil.example"]
+    assert exported.stdout.splitlines() == ["bad-actor.example", "evil.example", "mx1.evil.example"]
 
     copy = tmp_path / "copy.txt"
-    copy.write_text(exported.output, encoding="utf-8")
+    copy.write_text(exported.stdout, encoding="utf-8")
     run("lists", "import", "blocked-domains", str(copy))
-    assert run("lists", "import", "blocked-domains", str(copy)).output.strip() == "added 0, existing 3"
+    assert run("lists", "import", "blocked-domains", str(copy)).stdout.strip() == "added 0, existing 3"
     country_list = "challenged-countries"
     countries = tmp_path / "countries.txt"
     countries.write_text("kp\nIR\n", encoding="utf-8")
     run("lists", "import", country_list, str(countries))
-    assert run("lists", "export", country_list).output.splitlines() == ["IR", "KP"]
+    assert run("lists", "export", country_list).stdout.splitlines() == ["IR", "KP"]
 
 
 def test_import_csv_with_reason_and_expiry(run, services, tmp_path):
@@ -109,7 +109,7 @@ def test_update_disposable_replaces_package_entries_and_keeps_hand_added_ones(ru
     assert "gone-from-package.example" not in stored
     assert "mailinator.com" in stored and stored["mailinator.com"].source == source
     assert "removed" in result.output
-    removed = int(result.output.split("removed ")[1].split()[0].rstrip(","))
+    removed = int(result.stdout.split("removed ")[1].split()[0].rstrip(","))
     assert removed >= 1
     again = run("lists", "update-disposable")
     assert f"{source}: added 0, removed 0" in again.output
