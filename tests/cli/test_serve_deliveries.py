@@ -83,6 +83,6 @@ def test_the_worker_delivers(app, services, receiver):
     queue_one(services, receiver.url())
     result = app.test_cli_runner().invoke(cli.main, ["worker", "--once"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert re.fullmatch(r"webhook delivery msg_[0-9a-f]{32}: succeeded\n", result.output)
+    assert re.fullmatch(r"webhook delivery msg_[0-9a-f]{32}: succeeded\n", result.stdout)
     assert len(receiver.received) == 1
     assert app.test_cli_runner().invoke(cli.main, ["worker", "--once"]).output == ""  # nothing due any more
