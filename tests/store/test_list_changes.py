@@ -64,9 +64,9 @@ def write(database: Database, change: Callable[[Session], object]) -> None:
         change(session)
 
 
-def add(name: str, values: list[str], **options) -> Callable[[Session], object]:
+def add(name: str, values: list[str], *, source: str = "api:test", **options) -> Callable[[Session], object]:
     return lambda session: add_list_entries(
-        get_list(name, session=session), values, source=options.pop("source", "api:test"), actor="test", session=session, **options
+        get_list(name, session=session), values, source=source, actor="test", session=session, **options
     )
 
 

@@ -56,10 +56,10 @@ def feed_source(name: str) -> str:
 
 
 # The few calls into the list and audit queries, in one place.
-def _list_changed(list_def: ListDef, *, added: list[Added] | None = None, removed: list[str], session: Session) -> None:
+def _list_changed(list_def: ListDef, *, added: list[Added], removed: list[str], session: Session) -> None:
     list_def.updated_at = utcnow()
     session.add(list_def)
-    log_list_changes(list_def, added=added or [], removed=removed, session=session)
+    log_list_changes(list_def, added=added, removed=removed, session=session)
 
 
 def _audit(actor: str, action: str, target: str, detail: dict, *, session: Session) -> None:
@@ -117,7 +117,7 @@ def remove_feed(name: str, *, keep_entries: bool, actor: str, session: Session) 
         values = list(session.exec(select(ListEntry.value).where(*owned)))
         removed = session.execute(sa.delete(ListEntry).where(*owned)).rowcount
         if removed:
-            _list_changed(list_def, removed=values, session=session)
+            _list_changed(list_def, added=[], removed=values, session=session)
     session.delete(feed)
     _audit(actor, "feed.remove", name, {"list": list_def.name, "entries_removed": removed, "kept_entries": keep_entries}, session=session)
     return removed

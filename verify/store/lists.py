@@ -102,7 +102,7 @@ def insert_entries(
     ]
     if rows:
         session.execute(sa.insert(ListEntry), rows)
-        _changed(list_def, added=[(row["value"], reason, expires_at) for row in rows], session=session)
+        _changed(list_def, added=[(row["value"], reason, expires_at) for row in rows], removed=[], session=session)
     return len(rows), len(present)
 
 
@@ -115,7 +115,12 @@ def load_list_entries(*, session: Session) -> list[ListEntryValue]:
     return [ListEntryValue(name, kind, action, value, reason, expires_at) for name, kind, action, value, reason, expires_at in rows]
 
 
-def _changed(list_def: ListDef, *, added: Iterable[Added] = (), removed: Iterable[str] = (), session: Session) -> None:
+def _changed(list_def: ListDef, *, added: Iterable[Added], removed: Iterable[str], session: Session) -> None:
+    """Note a change to the list's entries: workers replay `added` and `removed` into their index.
+
+    A change that cannot be itemised (a whole list dropped) calls `log_list_reset` instead, so
+    that workers rebuild: a stamp bumped without a logged row does that too, but silence does not.
+    """
     list_def.updated_at = utcnow()
     session.add(list_def)
     log_list_changes(list_def, added=added, removed=removed, session=session)
@@ -269,7 +274,7 @@ def delete_list_value(list_def: ListDef, value: str, *, actor: str, session: Ses
     if entry is None:
         raise NotFound(f"{value!r} is not on the list {list_def.name!r}")
     session.delete(entry)
-    _changed(list_def, removed=[value], session=session)
+    _changed(list_def, added=[], removed=[value], session=session)
     _audit_list_change(actor, "list.remove", list_def, {"removed": 1}, [value], session=session, source=entry.source)
 
 
@@ -282,7 +287,7 @@ def delete_list_source(list_def: ListDef, source: str, *, actor: str, session: S
     if not values:
         raise NotFound(f"the list {list_def.name!r} holds no entry from {source!r}")
     session.execute(sa.delete(ListEntry).where(ListEntry.list_id == list_def.id, ListEntry.source == source))
-    _changed(list_def, removed=values, session=session)
+    _changed(list_def, added=[], removed=values, session=session)
     _audit_list_change(actor, "list.remove_source", list_def, {"removed": len(values)}, sorted(values), session=session, source=source)
     return len(values)
 
