@@ -239,3 +239,59 @@ def test_a_writer_that_started_first_and_commits_last_is_not_skipped(database_ur
         release.set()
         writer.dispose()
         reader.dispose()
+
+
+def test_concurrent_writers_and_a_refreshing_worker_end_equal_to_a_rebuild(database_url):
+    """Writers on three lists race a worker that refreshes and matches all the while: whatever
+    order their changes commit in, the worker's index ends equal to the table."""
+    writer, reader = Database(database_url), Database(database_url)
+    snapshots = Snapshots(base_points=default_points())
+    warm = index_of(snapshots, reader)
+    done = threading.Event()
+    errors: list[BaseException] = []
+    now = utcnow()
+
+    def writes(name: str, values: list[str]) -> None:
+        try:
+            for value in values:
+                write(writer, add(name, [value]))
+                if value.startswith("x"):
+                    write(writer, lambda session: delete_list_value(get_list(name, session=session), value, actor="t", session=session))
+        except BaseException as error:  # noqa: BLE001 - reported by the test below
+            errors.append(error)
+
+    def worker() -> None:
+        try:
+            while not done.is_set():
+                index = index_of(snapshots, reader)
+                index.match_ip("203.0.113.7", now=now)
+                index.match_domain("mail.a3.example", now=now)
+                time.sleep(0.002)
+        except BaseException as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=writes, args=("blocked-domains", [f"{p}{i}.example" for i in range(6) for p in "ax"])),
+        threading.Thread(target=writes, args=("blocked-ips", [f"203.0.113.{i}" for i in range(8)])),
+        threading.Thread(target=writes, args=("blocked-emails", [f"{p}{i}@example.com" for i in range(6) for p in "ax"])),
+    ]
+    observer = threading.Thread(target=worker)
+    try:
+        observer.start()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        done.set()
+        observer.join(10)
+    try:
+        assert errors == []
+        index = index_of(snapshots, reader)
+        assert index is warm
+        assert contents(index) == rebuilt(reader)
+        assert {"a5.example", "203.0.113.7", "a5@example.com"} <= values_of(index)
+        assert not {"x5.example", "x5@example.com"} & values_of(index)
+    finally:
+        writer.dispose()
+        reader.dispose()
