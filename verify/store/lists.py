@@ -1,7 +1,8 @@
 """Block, challenge and allow lists: their definitions, their entries, and every change to them.
 
-Every change to a list bumps the `lists` stamp in the same transaction, so that each worker
-and instance rebuilds its index before its next assessment, and is recorded in the audit trail.
+Every change to a list's entries is logged in the same transaction (store/list_changes.py),
+which bumps the `lists` stamp, so that each worker and instance brings its index up to date
+before its next assessment; and is recorded in the audit trail.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from sqlmodel import Session, col, select
 from verify.engine.lists import DISPOSABLE_LIST, HOSTING_LIST, SIGNAL_ACTION, ListEntryValue
 from verify.errors import Conflict, NotFound
 from verify.store.audit import record_audit
+from verify.store.list_changes import Added, log_list_changes
 from verify.store.models import ListDef, ListEntry, utcnow
-from verify.store.stamps import LISTS_STAMP, bump_stamp
 
 # name, kind, action, description: created empty on first start (disposable-domains is seeded).
 BUILTIN_LISTS: tuple[tuple[str, str, str, str], ...] = (
@@ -101,9 +102,7 @@ def insert_entries(
     ]
     if rows:
         session.execute(sa.insert(ListEntry), rows)
-        list_def.updated_at = now
-        session.add(list_def)
-        bump_stamp(LISTS_STAMP, session=session)
+        _changed(list_def, added=[(row["value"], reason, expires_at) for row in rows], removed=[], session=session)
     return len(rows), len(present)
 
 
@@ -116,10 +115,15 @@ def load_list_entries(*, session: Session) -> list[ListEntryValue]:
     return [ListEntryValue(name, kind, action, value, reason, expires_at) for name, kind, action, value, reason, expires_at in rows]
 
 
-def _changed(list_def: ListDef, *, session: Session) -> None:
+def _changed(list_def: ListDef, *, added: Iterable[Added], removed: Iterable[str], session: Session) -> None:
+    """Note a change to the list's entries: workers replay `added` and `removed` into their index.
+
+    A change that cannot be itemised (a whole list dropped) calls `log_list_reset` instead, so
+    that workers rebuild: a stamp bumped without a logged row does that too, but silence does not.
+    """
     list_def.updated_at = utcnow()
     session.add(list_def)
-    bump_stamp(LISTS_STAMP, session=session)
+    log_list_changes(list_def, added=added, removed=removed, session=session)
 
 
 def _audit_list_change(
@@ -253,7 +257,7 @@ def replace_list_entries(
         ]
         session.execute(sa.insert(ListEntry), rows)
     if new or removed:
-        _changed(list_def, session=session)
+        _changed(list_def, added=[(value, reason, None) for value in new], removed=removed, session=session)
         changed = sorted(new) + sorted(removed)
         detail_values = {"added_values": sorted(new), "removed_values": sorted(removed)} if len(changed) <= AUDIT_VALUES_LIMIT else {}
         _audit_list_change(
@@ -270,7 +274,7 @@ def delete_list_value(list_def: ListDef, value: str, *, actor: str, session: Ses
     if entry is None:
         raise NotFound(f"{value!r} is not on the list {list_def.name!r}")
     session.delete(entry)
-    _changed(list_def, session=session)
+    _changed(list_def, added=[], removed=[value], session=session)
     _audit_list_change(actor, "list.remove", list_def, {"removed": 1}, [value], session=session, source=entry.source)
 
 
@@ -283,7 +287,7 @@ def delete_list_source(list_def: ListDef, source: str, *, actor: str, session: S
     if not values:
         raise NotFound(f"the list {list_def.name!r} holds no entry from {source!r}")
     session.execute(sa.delete(ListEntry).where(ListEntry.list_id == list_def.id, ListEntry.source == source))
-    _changed(list_def, session=session)
+    _changed(list_def, added=[], removed=values, session=session)
     _audit_list_change(actor, "list.remove_source", list_def, {"removed": len(values)}, sorted(values), session=session, source=source)
     return len(values)
 
@@ -324,7 +328,7 @@ def refresh_package_entries(
             for value in new
         ])
     if new or removed or relabel:
-        _changed(list_def, session=session)
+        _changed(list_def, added=[(value, None, None) for value in new], removed=removed, session=session)
         _audit_list_change(
             actor, "list.refresh", list_def, {"added": len(new), "removed": len(removed)}, [],
             session=session, source=source,

@@ -148,6 +148,27 @@ class ListEntry(SQLModel, table=True):
     created_at: datetime = utc_column()
 
 
+class ListChangeRecord(SQLModel, table=True):
+    """One change to a list's entries, kept a while so that each worker can update its index in place.
+
+    `stamp` is the value the `lists` stamp took in the change's transaction: stamps commit in
+    order (store/list_changes.py says why), so a worker replays stamps after its own, never ids.
+    """
+
+    __tablename__ = "list_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stamp: int = Field(index=True)
+    list_name: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    action: str = Field(max_length=16)
+    op: str = Field(max_length=8)  # add | remove | reset (too many to log: rebuild)
+    value: str | None = Field(default=None, max_length=320)
+    reason: str | None = Field(default=None, max_length=500)
+    expires_at: datetime | None = utc_column(nullable=True)
+    created_at: datetime = utc_column(index=True)
+
+
 class PolicyVersion(SQLModel, table=True):
     """One stored version of the scoring policy; the highest version is in force."""
 
