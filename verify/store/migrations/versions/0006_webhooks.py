@@ -1,7 +1,7 @@
 """webhooks: endpoints and their deliveries
 
 Revision ID: 0006_webhooks
-Revises: 0003_feeds
+Revises: 0004_list_changes
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ import verify.store.models
 
 
 revision = "0006_webhooks"
-down_revision = "0003_feeds"
+down_revision = "0004_list_changes"
 branch_labels = None
 depends_on = None
 
