@@ -29,6 +29,7 @@ from verify.engine import identity
 from verify.engine.reasons import CATALOGUE
 from verify.errors import InvalidInput
 from verify.intel.providers import Providers
+from verify.store import lengths
 from verify.store.assessments import (
     AssessmentFilter,
     add_feedback,
@@ -42,20 +43,15 @@ from verify.store.transactions import committed
 
 bp = Blueprint("assessments", __name__, url_prefix="/v1/assessments")
 
-IDEMPOTENCY_KEY_LIMIT = 255
-
-
 def body_hash(document: dict) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_LIMIT:
-        raise InvalidInput(
-            "the Idempotency-Key header must be 1 to 255 characters",
-            errors=[{"field": "Idempotency-Key", "message": "must be 1 to 255 characters"}],
-        )
+    if key is not None and not 0 < len(key) <= lengths.IDEMPOTENCY_KEY:
+        message = f"must be 1 to {lengths.IDEMPOTENCY_KEY} characters"
+        raise InvalidInput(f"the Idempotency-Key header {message}", errors=[{"field": "Idempotency-Key", "message": message}])
     return key
 
 

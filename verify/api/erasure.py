@@ -14,6 +14,7 @@ from verify.api.context import db_session, services
 from verify.api.schemas import text
 from verify.engine import identity
 from verify.engine.identity import MailRules
+from verify.store import lengths
 from verify.store.assessments import assessment_ids_of_person, delete_assessments
 from verify.store.audit import record_audit
 from verify.store.transactions import committed
@@ -26,9 +27,9 @@ class ErasureIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: Annotated[text(512), Field(min_length=1)] | None = None
-    phone: Annotated[text(64), Field(min_length=1)] | None = None
-    external_id: Annotated[text(256), Field(min_length=1)] | None = None
+    email: Annotated[text(lengths.EMAIL), Field(min_length=1)] | None = None
+    phone: Annotated[text(lengths.PHONE), Field(min_length=1)] | None = None
+    external_id: Annotated[text(lengths.EXTERNAL_ID), Field(min_length=1)] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from verify.api.paging import decode_cursor, encode_cursor
 from verify.api.schemas import parse_rfc3339, text, timestamp
 from verify.engine.list_values import LIST_NAME, Located, ValueInvalid, ValuesInvalid, normalise_all, normaliser, text_lines
 from verify.errors import InvalidInput, MalformedRequest, UnsupportedMediaType
+from verify.store import lengths
 from verify.store.lists import (
     add_list_entries,
     create_list,
@@ -53,7 +54,7 @@ class ListIn(BaseModel):
     name: Annotated[StrictStr, Field(pattern=LIST_NAME.pattern)]
     kind: Kind
     action: Action
-    description: clean_text(500) = ""
+    description: clean_text(lengths.LIST_DESCRIPTION) = ""
 
 
 class EntriesIn(BaseModel):
@@ -61,8 +62,8 @@ class EntriesIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    values: Annotated[list[text(320)], Field(min_length=1, max_length=MAX_VALUES)]
-    reason: clean_text(500) | None = None
+    values: Annotated[list[text(lengths.LIST_VALUE)], Field(min_length=1, max_length=MAX_VALUES)]
+    reason: clean_text(lengths.LIST_REASON) | None = None
     expires_at: datetime | None = None
 
     @field_validator("expires_at", mode="before")
@@ -81,20 +82,20 @@ class EntriesReplaceIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    values: Annotated[list[text(320)], Field(max_length=MAX_VALUES)]
-    reason: clean_text(500) | None = None
+    values: Annotated[list[text(lengths.LIST_VALUE)], Field(max_length=MAX_VALUES)]
+    reason: clean_text(lengths.LIST_REASON) | None = None
 
 
 class EntriesQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
     cursor: text(200) | None = None
-    q: clean_text(320) | None = None
-    source: clean_text(200) | None = None
+    q: clean_text(lengths.LIST_VALUE) | None = None
+    source: clean_text(lengths.ENTRY_SOURCE) | None = None
 
 
 class RemoveQuery(BaseModel):
-    value: clean_text(320) | None = None
-    source: clean_text(200) | None = None
+    value: clean_text(lengths.LIST_VALUE) | None = None
+    source: clean_text(lengths.ENTRY_SOURCE) | None = None
 
 
 def list_json(row: ListDef, entry_count: int) -> dict[str, Any]:
