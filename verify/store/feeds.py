@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from verify.errors import Conflict, NotFound, VerifyError
+from verify.errors import Conflict, NotFound
 from verify.store.audit import record_audit
 from verify.store.lists import get_list
 from verify.store.models import utcnow
@@ -24,7 +24,7 @@ AUDIT_VALUES_LIMIT = 20
 _CHUNK = 500
 
 
-class ShrinkRefused(VerifyError):
+class ShrinkRefused(Conflict):
     """The download would take away more of the list than the configured share."""
 
 
