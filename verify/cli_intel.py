@@ -22,6 +22,7 @@ from verify.intel.feeds import FORMATS
 from verify.intel.geoip_update import UpdateFailed, Updater, configured_editions
 from verify.progress import progress
 from verify.store import feeds as feed_store
+from verify.store import lengths
 
 DEFAULT_INTERVAL = "6h"
 log = logging.getLogger(__name__)
@@ -94,8 +95,8 @@ def feeds_add(name: str, url: str, list_name: str, feed_format: str, interval: s
     if not LIST_NAME.fullmatch(name):
         raise click.BadParameter("lower-case letters, digits and dashes, at most 64", param_hint="--name")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
-        raise click.BadParameter("an http:// or https:// URL of at most 2000 characters", param_hint="--url")
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > lengths.FEED_URL:
+        raise click.BadParameter(f"an http:// or https:// URL of at most {lengths.FEED_URL} characters", param_hint="--url")
     every = _interval(interval)
     services = cli.app_services()
     cli.upgrade_database(services)

@@ -11,6 +11,7 @@ import yaml
 
 from verify.engine.list_values import LIST_NAME as LIST_NAME_PATTERN
 from verify.store import lengths
+from verify.store.feeds import Feed
 from verify.store.models import ApiKey, Assessment, AuditEvent, Feedback, ListDef, ListEntry, PolicyVersion
 
 CONTRACT = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
@@ -90,6 +91,11 @@ COLUMNS = [
     (ListEntry, "value", lengths.LIST_VALUE),
     (ListEntry, "reason", lengths.LIST_REASON),
     (ListEntry, "source", lengths.ENTRY_SOURCE),
+    (Feed, "name", lengths.LIST_NAME),
+    (Feed, "url", lengths.FEED_URL),
+    (Feed, "etag", lengths.FEED_ETAG),
+    (Feed, "last_modified", lengths.FEED_LAST_MODIFIED),
+    (Feed, "last_error", lengths.FEED_ERROR),
 ]
 
 

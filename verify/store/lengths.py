@@ -27,4 +27,8 @@ LIST_DESCRIPTION = 500
 LIST_VALUE = EMAIL  # the longest kind of value a list holds is an address
 LIST_REASON = 500
 ENTRY_SOURCE = 200  # `key:<key name>`, `file:<file name>`, `feed:<name>`, the package's name
+FEED_URL = 2000
+FEED_ETAG = 500  # validators a server sends; one longer is not kept
+FEED_LAST_MODIFIED = 100
+FEED_ERROR = 1000  # what went wrong last, cut to fit
 
