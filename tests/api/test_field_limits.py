@@ -240,3 +240,9 @@ def test_entry_queries_at_their_limit_are_answered_and_past_it_are_422(client, a
 
 def test_the_list_name_pattern_allows_what_the_column_holds():
     assert LIST_NAME_PATTERN.fullmatch("n" * lengths.LIST_NAME) and not LIST_NAME_PATTERN.fullmatch("n" * (lengths.LIST_NAME + 1))
+
+
+def test_an_idempotency_key_with_a_nul_is_422(client, assess_headers):
+    # PostgreSQL text cannot hold U+0000: refused like a NUL in any other string.
+    response = client.post("/v1/assessments", json={"email": "nul-key@example-mail.com"}, headers={**assess_headers, "Idempotency-Key": "k\x00"})
+    assert response.status_code == 422

@@ -49,8 +49,8 @@ def body_hash(document: dict) -> str:
 
 def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 0 < len(key) <= lengths.IDEMPOTENCY_KEY:
-        message = f"must be 1 to {lengths.IDEMPOTENCY_KEY} characters"
+    if key is not None and (not 0 < len(key) <= lengths.IDEMPOTENCY_KEY or "\x00" in key):  # PostgreSQL text holds no NUL
+        message = f"must be 1 to {lengths.IDEMPOTENCY_KEY} characters, without NUL"
         raise InvalidInput(f"the Idempotency-Key header {message}", errors=[{"field": "Idempotency-Key", "message": message}])
     return key
 
