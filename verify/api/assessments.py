@@ -43,6 +43,7 @@ from verify.store.transactions import committed
 
 bp = Blueprint("assessments", __name__, url_prefix="/v1/assessments")
 
+
 def body_hash(document: dict) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
