@@ -9,6 +9,7 @@ import re
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -35,6 +36,7 @@ from verify.store.keys import create_api_key, list_api_keys, revoke_api_key
 from verify.store.lists import get_list, import_list_entries, refresh_package_entries, stream_values
 from verify.store.webhooks import purge_deliveries
 from verify.progress import progress
+from verify.store import lengths
 from verify.store.bootstrap import bootstrap
 from verify.store.database import Database
 
@@ -78,6 +80,13 @@ class VerifyGroup(FlaskGroup):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         return click.Group.get_command(self, ctx, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # The one place a command says what went wrong: the error's message, exit status 1.
+        try:
+            return super().invoke(ctx)
+        except VerifyError as error:
+            raise click.ClickException(error.detail) from None
 
 
 @click.group(cls=VerifyGroup, create_app=create_app, add_default_commands=False, add_version_option=False)
@@ -132,11 +141,8 @@ def keys_create(name: str, scopes: tuple[str, ...]) -> None:
     """Create a key and print its secret, alone on one line (it is not shown again)."""
     services = app_services()
     upgrade_database(services)
-    try:
-        with services.database.transaction() as session:
-            secret = create_api_key(name, scopes, session=session)
-    except VerifyError as error:
-        fail(error.detail)
+    with services.database.transaction() as session:
+        secret = create_api_key(name, scopes, session=session)
     click.echo(secret)
 
 
@@ -155,11 +161,8 @@ def keys_list() -> None:
 @with_appcontext
 def keys_revoke(name: str) -> None:
     """Revoke a key at once."""
-    try:
-        with app_services().database.transaction() as session:
-            revoke_api_key(name, session=session)
-    except VerifyError as error:
-        fail(error.detail)
+    with app_services().database.transaction() as session:
+        revoke_api_key(name, session=session)
     click.echo(f"revoked {name}")
 
 
@@ -272,8 +275,8 @@ def read_list_file(path: Path) -> list[tuple[Located, str | None, datetime | Non
                 fail(f"line {number}: expires_at {cells[2]!r} {error}")
             if expires_at <= datetime.now(timezone.utc):
                 fail(f"line {number}: expires_at {cells[2]!r} is in the past")
-        if reason is not None and (len(reason) > 500 or "\x00" in reason):
-            fail(f"line {number}: the reason must be at most 500 characters, without NUL")
+        if reason is not None and (len(reason) > lengths.LIST_REASON or "\x00" in reason):
+            fail(f"line {number}: the reason must be at most {lengths.LIST_REASON} characters, without NUL")
         rows.append((Located(f"line {number}", cells[0]), reason, expires_at))
     return rows
 
@@ -293,6 +296,11 @@ def normalise_with_progress(kind: str, located: list[Located], *, rules: MailRul
     if errors:
         raise ValuesInvalid(errors)
     return values
+
+
+def file_source(file: Path) -> str:
+    """The provenance of a file's entries: `file:<name>`, cut to what the column holds."""
+    return f"file:{file.name}"[:lengths.ENTRY_SOURCE]
 
 
 @lists_group.command("import")
@@ -318,13 +326,11 @@ def lists_import(name: str, file: Path) -> None:
             values = normalise_with_progress(list_def.kind, [located for located, _, _ in rows], rules=services.assessor.providers.mail_rules)
             entries = [(value, reason, expires_at) for value, (_, reason, expires_at) in zip(values, rows)]
             with progress(f"storing {len(entries):,} entries"):
-                added, existing = import_list_entries(list_def, entries, source=f"file:{file.name}", actor="cli", session=session)
+                added, existing = import_list_entries(list_def, entries, source=file_source(file), actor="cli", session=session)
     except ValuesInvalid as error:
         shown = [f"{e['field']}: {e['message']}" for e in error.errors[:LIST_ERRORS_SHOWN]]
         more = len(error.errors) - len(shown)
         fail("nothing imported; bad values:\n  " + "\n  ".join(shown) + (f"\n  ... and {more} more" if more else ""))
-    except VerifyError as error:
-        fail(error.detail)
     click.echo(f"added {added}, existing {existing}")
 
 
@@ -335,13 +341,10 @@ def lists_export(name: str) -> None:
     """Print the values of the list NAME, one per line (what `verify lists import` reads)."""
     services = app_services()
     upgrade_database(services)
-    try:
-        with services.database.transaction() as session:
-            list_def = get_list(name, session=session)
-            for value in stream_values(list_def, session=session):
-                click.echo(value)
-    except VerifyError as error:
-        fail(error.detail)
+    with services.database.transaction() as session:
+        list_def = get_list(name, session=session)
+        for value in stream_values(list_def, session=session):
+            click.echo(value)
 
 
 @lists_group.command("update-disposable")

@@ -15,7 +15,6 @@ import click
 from flask.cli import with_appcontext
 
 from verify.engine.list_values import LIST_NAME
-from verify.errors import VerifyError
 from verify.delivery import DELIVERY_POLL, deliver_until_idle, deliverer_for
 from verify.feed_sync import FeedSyncer, SyncResult
 from verify.intel.feeds import FORMATS
@@ -23,6 +22,7 @@ from verify.intel.geoip_update import UpdateFailed, Updater, configured_editions
 from verify.periodic import DatabaseDown, Periodic, run_periodic
 from verify.progress import progress
 from verify.store import feeds as feed_store
+from verify.store import lengths
 
 DEFAULT_INTERVAL = "6h"
 
@@ -48,10 +48,7 @@ def geoip_update(force: bool) -> None:
     file in use is left as it was and the command exits with status 1.
     """
     settings = _cli().app_services().settings
-    try:
-        editions = configured_editions(settings)
-    except UpdateFailed as error:
-        _cli().fail(error.detail)
+    editions = configured_editions(settings)
     failures = 0
     for edition in editions:
         with progress(edition.name, unit="bytes") as bar:
@@ -97,16 +94,13 @@ def feeds_add(name: str, url: str, list_name: str, feed_format: str, interval: s
     if not LIST_NAME.fullmatch(name):
         raise click.BadParameter("lower-case letters, digits and dashes, at most 64", param_hint="--name")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
-        raise click.BadParameter("an http:// or https:// URL of at most 2000 characters", param_hint="--url")
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > lengths.FEED_URL:
+        raise click.BadParameter(f"an http:// or https:// URL of at most {lengths.FEED_URL} characters", param_hint="--url")
     every = _interval(interval)
     services = cli.app_services()
     cli.upgrade_database(services)
-    try:
-        with services.database.transaction() as session:
-            feed_store.add_feed(name, url=url, list_name=list_name, feed_format=feed_format, interval=every, actor="cli", session=session)
-    except VerifyError as error:
-        cli.fail(error.detail)
+    with services.database.transaction() as session:
+        feed_store.add_feed(name, url=url, list_name=list_name, feed_format=feed_format, interval=every, actor="cli", session=session)
     click.echo(f"added feed {name}: {feed_format} from {url} into {list_name}, every {interval}; run `verify feeds sync {name}` to fill it now")
 
 
@@ -137,11 +131,8 @@ def feeds_remove(name: str, keep_entries: bool) -> None:
     cli = _cli()
     services = cli.app_services()
     cli.upgrade_database(services)
-    try:
-        with services.database.transaction() as session:
-            removed = feed_store.remove_feed(name, keep_entries=keep_entries, actor="cli", session=session)
-    except VerifyError as error:
-        cli.fail(error.detail)
+    with services.database.transaction() as session:
+        removed = feed_store.remove_feed(name, keep_entries=keep_entries, actor="cli", session=session)
     click.echo(f"removed feed {name}" + ("" if keep_entries else f" and its {removed} entries"))
 
 

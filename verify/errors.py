@@ -44,5 +44,9 @@ class UnsupportedMediaType(VerifyError):
     """The body is not in a format the route takes."""
 
 
+class UpstreamFailed(VerifyError):
+    """An outside source (a feed, a GeoIP download) failed or sent something unusable."""
+
+
 class Unavailable(VerifyError):
     """A dependency (the database) is not reachable right now."""

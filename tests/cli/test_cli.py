@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from tests.support.dns_server import CANARY
 from verify.cli import main
+from verify.store import lengths
 
 
 @pytest.fixture
@@ -48,6 +49,18 @@ def test_duplicate_key_name_fails_cleanly(run):
     run("keys", "create", "--name", "backend", "--scope", "assess")
     result = CliRunner().invoke(main, ["keys", "create", "--name", "backend", "--scope", "assess"])
     assert result.exit_code != 0 and "exists" in result.output
+
+
+@pytest.mark.parametrize("name", ["", "k" * (lengths.KEY_NAME + 1)], ids=["empty", "too-long"])
+def test_a_key_name_out_of_bounds_fails_cleanly(run, name):
+    result = CliRunner().invoke(main, ["keys", "create", "--name", name, "--scope", "assess"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"1 to {lengths.KEY_NAME} characters" in result.output
+
+
+def test_a_key_name_at_its_limit_is_stored(run):
+    assert run("keys", "create", "--name", "k" * lengths.KEY_NAME, "--scope", "assess").exit_code == 0
+    assert "k" * lengths.KEY_NAME in run("keys", "list").output
 
 
 def test_revoking_an_unknown_key_fails_cleanly(run):

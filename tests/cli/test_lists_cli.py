@@ -8,6 +8,7 @@ from sqlmodel import select
 from verify import cli
 from verify.engine.lists import DISPOSABLE_LIST
 from verify.intel.providers import disposable_seed
+from verify.store import lengths
 from verify.store.lists import add_list_entries, get_list, import_list_entries
 from verify.store.models import ListEntry
 
@@ -113,3 +114,12 @@ def test_update_disposable_replaces_package_entries_and_keeps_hand_added_ones(ru
     assert removed >= 1
     again = run("lists", "update-disposable")
     assert f"{source}: added 0, removed 0" in again.output
+
+
+def test_a_file_with_a_long_name_is_imported_and_its_provenance_fits(run, services, tmp_path):
+    source = tmp_path / ("wave-" + "w" * 240 + ".txt")
+    source.write_text("long-name.example\n", encoding="utf-8")
+    result = run("lists", "import", "blocked-domains", str(source))
+    assert result.exit_code == 0, result.output
+    stored = entries_of(services, "blocked-domains")["long-name.example"]
+    assert stored.source.startswith("file:wave-www") and len(stored.source) == lengths.ENTRY_SOURCE

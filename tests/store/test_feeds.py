@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlmodel import select
 
-from verify.store import feeds
+from verify.store import feeds, lengths
 from verify.store.lists import add_list_entries
 from verify.store.lists import get_list
 from verify.store.models import ListEntry
@@ -49,3 +49,21 @@ def test_replace_touches_only_its_source_and_refuses_a_big_shrink(services):
         rows = {row.value: row.source for row in session.exec(select(ListEntry).where(ListEntry.list_id == list_def.id))}
     assert rows == {"192.0.2.1": "key:alice", "192.0.2.2": "feed:tor"}
 
+
+
+def test_validators_too_long_for_their_columns_are_dropped(services):
+    # A hostile or broken server's ETag must not fail the sync on PostgreSQL; without a
+    # validator the next download is simply unconditional.
+    add(services, "tor")
+    with services.database.transaction() as session:
+        feeds.record_sync("tor", status="ok", at=NOW, etag='"' + "e" * lengths.FEED_ETAG + '"',
+                          last_modified="x" * (lengths.FEED_LAST_MODIFIED + 1), session=session)
+    with services.database.transaction() as session:
+        feed, _ = feeds.get_feed("tor", session=session)
+        assert (feed.etag, feed.last_modified) == (None, None)
+    with services.database.transaction() as session:
+        feeds.record_sync("tor", status="ok", at=NOW, etag="e" * lengths.FEED_ETAG, last_modified="x" * lengths.FEED_LAST_MODIFIED,
+                          session=session)
+    with services.database.transaction() as session:
+        feed, _ = feeds.get_feed("tor", session=session)
+        assert (len(feed.etag), len(feed.last_modified)) == (lengths.FEED_ETAG, lengths.FEED_LAST_MODIFIED)

@@ -9,7 +9,6 @@ import json
 from datetime import datetime, timezone
 
 from flask import Blueprint, request
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from verify import metrics
@@ -29,23 +28,23 @@ from verify.api.schemas import (
 from verify.assessing import Signup
 from verify.engine import identity
 from verify.engine.reasons import CATALOGUE
-from verify.errors import Conflict, InvalidInput
+from verify.errors import InvalidInput
 from verify.intel.providers import Providers
+from verify.store import lengths
 from verify.store.assessments import (
     AssessmentFilter,
     add_feedback,
+    assess_once,
     feedback_for,
-    find_by_idempotency_key,
     get_assessment,
     related_assessments,
     search_assessments,
 )
 from verify.store.models import Assessment
+from verify.store.transactions import committed
 from verify.store.webhooks import ANNOUNCED_VERDICTS, ASSESSMENT_CREATED, enqueue_event
 
 bp = Blueprint("assessments", __name__, url_prefix="/v1/assessments")
-
-IDEMPOTENCY_KEY_LIMIT = 255
 
 
 def body_hash(document: dict) -> str:
@@ -54,22 +53,10 @@ def body_hash(document: dict) -> str:
 
 def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_LIMIT:
-        raise InvalidInput(
-            "the Idempotency-Key header must be 1 to 255 characters",
-            errors=[{"field": "Idempotency-Key", "message": "must be 1 to 255 characters"}],
-        )
+    if key is not None and (not 0 < len(key) <= lengths.IDEMPOTENCY_KEY or "\x00" in key):  # PostgreSQL text holds no NUL
+        message = f"must be 1 to {lengths.IDEMPOTENCY_KEY} characters, without NUL"
+        raise InvalidInput(f"the Idempotency-Key header {message}", errors=[{"field": "Idempotency-Key", "message": message}])
     return key
-
-
-def replay(key_id: int, key: str, digest: str) -> tuple[dict, int] | None:
-    """The first answer given for this idempotency key, or None if there was none."""
-    earlier = find_by_idempotency_key(key_id, key, session=db_session())
-    if earlier is None:
-        return None
-    if earlier.request_hash != digest:
-        raise Conflict("this Idempotency-Key was used with a different body")
-    return assessment_json(earlier), 200
 
 
 def announce(row: Assessment, *, session: Session) -> None:
@@ -84,26 +71,25 @@ def create():
     document = read_json()
     body = parse(SignupIn, document)
     key, digest, api_key = idempotency_key(), body_hash(document), current_key()
-    if key and (earlier := replay(api_key.id, key, digest)):
-        return earlier
     now = datetime.now(timezone.utc)
     signup = Signup(**body.model_dump(exclude={"occurred_at"}), occurred_at=body.occurred_at or now)
     session = db_session()
-    try:
+
+    def assess_and_announce() -> Assessment:
         row = services().assessor.assess(
             signup, session=session, now=now, api_key_id=api_key.id, idempotency_key=key, request_hash=digest
         )
         announce(row, session=session)
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        if key and (earlier := replay(api_key.id, key, digest)):  # a concurrent retry won the race
-            return earlier
-        raise
+        return row
+
+    row, created = assess_once(
+        assess_and_announce,
+        api_key_id=api_key.id, idempotency_key=key, request_hash=digest, session=session,
+    )
+    if not created:  # a retry: the first answer again
+        return assessment_json(row), 200
     metrics.record_assessment(row.verdict, (reason["code"] for reason in row.reasons))
     return assessment_json(row), 201
-
-
 
 
 @bp.get("/<assessment_id>")
@@ -197,9 +183,10 @@ def search():
 def give_feedback(assessment_id: str):
     body = parse(FeedbackIn, read_json())
     session = db_session()
-    row = get_assessment(assessment_id, session=session)
-    stored = add_feedback(row, **body.model_dump(), actor=current_key().name, session=session)
-    session.commit()
+    stored = committed(
+        lambda: add_feedback(get_assessment(assessment_id, session=session), **body.model_dump(), actor=current_key().name, session=session),
+        session=session, conflict="the feedback collided with a concurrent change; retry",
+    )
     return feedback_json(stored), 201
 
 

@@ -14,8 +14,10 @@ from verify.api.context import db_session, services
 from verify.api.schemas import text
 from verify.engine import identity
 from verify.engine.identity import MailRules
+from verify.store import lengths
 from verify.store.assessments import assessment_ids_of_person, delete_assessments
 from verify.store.audit import record_audit
+from verify.store.transactions import committed
 
 bp = Blueprint("erasure", __name__, url_prefix="/v1/erasure")
 
@@ -25,9 +27,9 @@ class ErasureIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: Annotated[text(512), Field(min_length=1)] | None = None
-    phone: Annotated[text(64), Field(min_length=1)] | None = None
-    external_id: Annotated[text(256), Field(min_length=1)] | None = None
+    email: Annotated[text(lengths.EMAIL), Field(min_length=1)] | None = None
+    phone: Annotated[text(lengths.PHONE), Field(min_length=1)] | None = None
+    external_id: Annotated[text(lengths.EXTERNAL_ID), Field(min_length=1)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -79,11 +81,12 @@ def erase():
     body = parse(ErasureIn, read_json())
     target = person(body, services().assessor.providers.mail_rules)
     session = db_session()
-    ids = assessment_ids_of_person(**vars(target), session=session)
-    erased, feedback = delete_assessments(ids, session=session)
-    # The audit says who erased how much, by which kind of identifier: never the identifier.
-    record_audit(
-        current_key().name, "assessments.erase", target=body.kind, detail={"assessments": erased, "feedback": feedback}, session=session
-    )
-    session.commit()
-    return {"erased": erased}
+
+    def erased() -> int:
+        count, feedback = delete_assessments(assessment_ids_of_person(**vars(target), session=session), session=session)
+        # The audit says who erased how much, by which kind of identifier: never the identifier.
+        detail = {"assessments": count, "feedback": feedback}
+        record_audit(current_key().name, "assessments.erase", target=body.kind, detail=detail, session=session)
+        return count
+
+    return {"erased": committed(erased, session=session, conflict="the erasure collided with a concurrent change; retry")}

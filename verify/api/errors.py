@@ -24,6 +24,7 @@ STATUS: dict[type[errors.VerifyError], tuple[int, str, str]] = {
     errors.PayloadTooLarge: (413, "payload-too-large", "Payload too large"),
     errors.UnsupportedMediaType: (415, "unsupported-media-type", "Unsupported media type"),
     errors.InvalidInput: (422, "invalid-input", "Invalid input"),
+    errors.UpstreamFailed: (502, "upstream-failed", "An outside source failed"),
     errors.Unavailable: (503, "unavailable", "Service unavailable"),
 }
 

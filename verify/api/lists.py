@@ -13,9 +13,9 @@ from verify.api.bodies import parse, parse_query, read_json
 from verify.api.context import db_session, services
 from verify.api.paging import decode_cursor, encode_cursor
 from verify.api.schemas import parse_rfc3339, text, timestamp
-from verify.api.transactions import committed
 from verify.engine.list_values import LIST_NAME, Located, ValueInvalid, ValuesInvalid, normalise_all, normaliser, text_lines
 from verify.errors import InvalidInput, MalformedRequest, UnsupportedMediaType
+from verify.store import lengths
 from verify.store.lists import (
     add_list_entries,
     create_list,
@@ -27,6 +27,7 @@ from verify.store.lists import (
     replace_list_entries,
 )
 from verify.store.models import ListDef, ListEntry
+from verify.store.transactions import committed
 
 bp = Blueprint("lists", __name__, url_prefix="/v1/lists")
 
@@ -53,7 +54,7 @@ class ListIn(BaseModel):
     name: Annotated[StrictStr, Field(pattern=LIST_NAME.pattern)]
     kind: Kind
     action: Action
-    description: clean_text(500) = ""
+    description: clean_text(lengths.LIST_DESCRIPTION) = ""
 
 
 class EntriesIn(BaseModel):
@@ -61,8 +62,8 @@ class EntriesIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    values: Annotated[list[text(320)], Field(min_length=1, max_length=MAX_VALUES)]
-    reason: clean_text(500) | None = None
+    values: Annotated[list[text(lengths.LIST_VALUE)], Field(min_length=1, max_length=MAX_VALUES)]
+    reason: clean_text(lengths.LIST_REASON) | None = None
     expires_at: datetime | None = None
 
     @field_validator("expires_at", mode="before")
@@ -81,20 +82,20 @@ class EntriesReplaceIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    values: Annotated[list[text(320)], Field(max_length=MAX_VALUES)]
-    reason: clean_text(500) | None = None
+    values: Annotated[list[text(lengths.LIST_VALUE)], Field(max_length=MAX_VALUES)]
+    reason: clean_text(lengths.LIST_REASON) | None = None
 
 
 class EntriesQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
     cursor: text(200) | None = None
-    q: clean_text(320) | None = None
-    source: clean_text(200) | None = None
+    q: clean_text(lengths.LIST_VALUE) | None = None
+    source: clean_text(lengths.ENTRY_SOURCE) | None = None
 
 
 class RemoveQuery(BaseModel):
-    value: clean_text(320) | None = None
-    source: clean_text(200) | None = None
+    value: clean_text(lengths.LIST_VALUE) | None = None
+    source: clean_text(lengths.ENTRY_SOURCE) | None = None
 
 
 def list_json(row: ListDef, entry_count: int) -> dict[str, Any]:
@@ -166,7 +167,7 @@ def create():
     session = db_session()
     row = committed(lambda: create_list(
         body.name, kind=body.kind, action=body.action, description=body.description, actor=actor(), session=session
-    ), conflict=CONCURRENT)
+    ), session=session, conflict=CONCURRENT)
     return list_json(row, 0), 201
 
 
@@ -191,7 +192,7 @@ def add_entries(name: str):
     values = normalised(list_def, [Located(f"values[{i}]", value) for i, value in enumerate(body.values)])
     added, existing = committed(lambda: add_list_entries(
         list_def, values, source=key_source(), actor=actor(), reason=body.reason, expires_at=body.expires_at, session=session
-    ), conflict=CONCURRENT)
+    ), session=session, conflict=CONCURRENT)
     return {"added": added, "existing": existing}
 
 
@@ -204,7 +205,7 @@ def replace_entries(name: str):
     values = normalised(list_def, located)
     added, removed, total = committed(lambda: replace_list_entries(
         list_def, values, source=key_source(), actor=actor(), reason=reason, session=session
-    ), conflict=CONCURRENT)
+    ), session=session, conflict=CONCURRENT)
     return {"added": added, "removed": removed, "total": total}
 
 
@@ -218,11 +219,11 @@ def remove_entries(name: str):
     session = db_session()
     list_def = get_list(name, session=session)
     if query.source is not None:
-        committed(lambda: delete_list_source(list_def, query.source, actor=actor(), session=session), conflict=CONCURRENT)
+        committed(lambda: delete_list_source(list_def, query.source, actor=actor(), session=session), session=session, conflict=CONCURRENT)
         return "", 204
     try:
         value = normaliser(list_def.kind, rules=services().assessor.providers.mail_rules)(query.value)
     except ValueInvalid as error:
         raise InvalidInput(f"not a value of kind {list_def.kind}", errors=[{"field": "value", "message": str(error)}]) from None
-    committed(lambda: delete_list_value(list_def, value, actor=actor(), session=session), conflict=CONCURRENT)
+    committed(lambda: delete_list_value(list_def, value, actor=actor(), session=session), session=session, conflict=CONCURRENT)
     return "", 204

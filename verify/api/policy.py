@@ -11,13 +11,13 @@ from verify.api.auth import current_key, requires_scope
 from verify.api.bodies import parse_query, read_json
 from verify.api.context import db_session
 from verify.api.schemas import timestamp
-from verify.api.transactions import committed
 from verify.engine.policy import Policy, PolicyInvalid, parse_policy
 from verify.engine.reasons import default_points
 from verify.engine.simulation import StoredJudgement, simulate
 from verify.errors import InvalidInput, Unavailable
 from verify.store.policy import add_policy_version, current_policy, recent_judgements
 from verify.store.models import PolicyVersion
+from verify.store.transactions import committed
 
 bp = Blueprint("policy", __name__, url_prefix="/v1/policy")
 
@@ -61,6 +61,7 @@ def replace():
     session = db_session()
     row = committed(
         lambda: add_policy_version(stored_body(policy), actor=current_key().name, session=session),
+        session=session,
         conflict="another policy version was stored at the same moment; retry",
     )
     return policy_json(row)

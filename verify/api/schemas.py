@@ -10,6 +10,7 @@ from rfc3339_validator import validate_rfc3339
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from verify.engine import identity, list_values
+from verify.store import lengths
 from verify.store.models import Assessment, Feedback
 from verify.store.assessments import RelatedGroup
 
@@ -64,15 +65,24 @@ class SignupIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: text(512)
-    phone: text(64) | None = None
-    ip: text(64) | None = None
+    email: text(lengths.EMAIL)
+    phone: text(lengths.PHONE) | None = None
+    ip: text(lengths.IP) | None = None
     country: Annotated[StrictStr, Field(pattern=r"^[A-Za-z]{2}$")] | None = None
-    device_id: text(256) | None = None
-    user_agent: text(1024) | None = None
-    external_id: text(256) | None = None
+    device_id: text(lengths.DEVICE_ID) | None = None
+    user_agent: text(lengths.USER_AGENT) | None = None
+    external_id: text(lengths.EXTERNAL_ID) | None = None
     occurred_at: datetime | None = None
     metadata: dict[str, Any] | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        # What is no address is stored as sent, in NFC, which writes a few characters (the
+        # composition exclusions) as two or three: the stored spelling must fit its column too.
+        if len(identity.clean_text(value)) > lengths.EMAIL:
+            raise ValueError(f"must be at most {lengths.EMAIL} characters in Unicode NFC")
+        return value
 
     @field_validator("ip")
     @classmethod
@@ -167,11 +177,11 @@ class SearchIn(BaseModel):
         return no_nul(value)
 
     verdict: Literal["allow", "challenge", "deny"] | None = None
-    email: text(512) | None = None
-    email_domain: text(255) | None = None
-    ip: text(64) | None = None
-    phone: text(64) | None = None
-    device_id: text(256) | None = None
+    email: text(lengths.EMAIL) | None = None
+    email_domain: text(lengths.DOMAIN) | None = None
+    ip: text(lengths.IP) | None = None
+    phone: text(lengths.PHONE) | None = None
+    device_id: text(lengths.DEVICE_ID) | None = None
     reason: text(64) | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -199,7 +209,7 @@ class FeedbackIn(BaseModel):
 
     label: Literal["fraud", "legitimate"]
     source: Literal["challenge", "review", "chargeback", "other"] = "other"
-    note: text(1000) | None = None
+    note: text(lengths.NOTE) | None = None
 
     @field_validator("note", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from verify.api.context import db_session
 from verify.api.paging import decode_cursor, encode_cursor
 from verify.api.schemas import text, timestamp
 from verify.store import webhooks as store
+from verify.store.transactions import committed
 from verify.store.models import WebhookDelivery, WebhookEndpoint
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
@@ -126,8 +127,8 @@ def actor() -> str:
 def create():
     body = parse(WebhookIn, read_json())
     session = db_session()
-    row = store.create_endpoint(**body.model_dump(), actor=actor(), session=session)
-    session.commit()
+    row = committed(lambda: store.create_endpoint(**body.model_dump(), actor=actor(), session=session),
+                    session=session, conflict="the endpoint collided with a concurrent change; retry")
     return endpoint_json(row, secret=True), 201
 
 
@@ -148,8 +149,8 @@ def read(webhook_id: str):
 def change(webhook_id: str):
     body = parse(WebhookChange, read_json())
     session = db_session()
-    row = store.update_endpoint(webhook_id, body.model_dump(exclude_unset=True), actor=actor(), session=session)
-    session.commit()
+    row = committed(lambda: store.update_endpoint(webhook_id, body.model_dump(exclude_unset=True), actor=actor(), session=session),
+                    session=session, conflict="the endpoint changed concurrently; retry")
     return endpoint_json(row)
 
 
@@ -157,8 +158,8 @@ def change(webhook_id: str):
 @requires_scope("admin")
 def remove(webhook_id: str):
     session = db_session()
-    store.delete_endpoint(webhook_id, actor=actor(), session=session)
-    session.commit()
+    committed(lambda: store.delete_endpoint(webhook_id, actor=actor(), session=session),
+              session=session, conflict="the endpoint changed concurrently; retry")
     return "", 204
 
 
@@ -178,6 +179,6 @@ def deliveries(webhook_id: str):
 @requires_scope("admin")
 def redeliver(webhook_id: str, delivery_id: str):
     session = db_session()
-    row = store.redeliver(webhook_id, delivery_id, now=datetime.now(timezone.utc), actor=actor(), session=session)
-    session.commit()
+    row = committed(lambda: store.redeliver(webhook_id, delivery_id, now=datetime.now(timezone.utc), actor=actor(), session=session),
+                    session=session, conflict="the delivery changed concurrently; retry")
     return delivery_json(row), 202

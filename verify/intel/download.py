@@ -11,13 +11,13 @@ from typing import BinaryIO
 
 import requests
 
-from verify.errors import VerifyError
+from verify.errors import UpstreamFailed
 
 USER_AGENT = "verify (self-hosted signup verification)"
 CHUNK = 64 * 1024
 
 
-class DownloadFailed(VerifyError):
+class DownloadFailed(UpstreamFailed):
     """The server could not be reached, refused, failed, was too slow or sent too much."""
 
 

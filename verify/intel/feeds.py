@@ -17,7 +17,7 @@ from typing import Any
 
 from verify.engine.identity import MailRules
 from verify.engine.list_values import Located, ValueInvalid, normaliser, text_lines
-from verify.errors import VerifyError
+from verify.errors import UpstreamFailed
 from verify.intel.download import Fetched, fetch
 
 # What share of the values may be bad before a download is refused whole.
@@ -25,7 +25,7 @@ MOST_BAD = 0.5
 BAD_EXAMPLES = 5
 
 
-class FeedInvalid(VerifyError):
+class FeedInvalid(UpstreamFailed):
     """The download is not a document of the feed's format, or most of its values are bad."""
 
 

@@ -33,7 +33,7 @@ from typing import BinaryIO
 import maxminddb
 import requests
 
-from verify.errors import VerifyError
+from verify.errors import UpstreamFailed
 from verify.intel.download import DownloadFailed, fetch
 from verify.intel.geoip import ACCEPTED_TYPES
 from verify.settings import Settings
@@ -43,7 +43,7 @@ RECORD_SUFFIX = ".sha256"  # beside the file: the archive digest it was installe
 ROLE_VARIABLES = {"city": "VERIFY_GEOIP_CITY_DB", "asn": "VERIFY_GEOIP_ASN_DB", "anonymous": "VERIFY_GEOIP_ANONYMOUS_DB"}
 
 
-class UpdateFailed(VerifyError):
+class UpdateFailed(UpstreamFailed):
     """One edition could not be updated; the file in use was left as it was."""
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from verify.errors import Conflict, NotFound
 from verify.store.models import Assessment, Feedback, utcnow
 from verify.store.webhooks import delete_deliveries_about
+from verify.store.transactions import committed
 
 ASSESSMENT = Assessment.__table__.c
 
@@ -42,6 +43,28 @@ def find_by_idempotency_key(api_key_id: int, key: str, *, session: Session) -> A
     return session.exec(
         select(Assessment).where(Assessment.api_key_id == api_key_id, Assessment.idempotency_key == key)
     ).first()
+
+
+def assess_once(
+    make: Callable[[], Assessment], *, api_key_id: int | None, idempotency_key: str | None, request_hash: str, session: Session
+) -> tuple[Assessment, bool]:
+    """The assessment first stored under this key's Idempotency-Key, or a new one from `make`, committed;
+    with True when it is new. Conflict when the Idempotency-Key was used with another body.
+
+    Two retries of one signup sent at once both find nothing and both assess; the loser's
+    insert collides on the unique key, and its rerun finds and answers with the winner's.
+    """
+
+    def first_or_new() -> tuple[Assessment, bool]:
+        if idempotency_key is not None and api_key_id is not None:
+            earlier = find_by_idempotency_key(api_key_id, idempotency_key, session=session)
+            if earlier is not None:
+                if earlier.request_hash != request_hash:
+                    raise Conflict("this Idempotency-Key was used with a different body")
+                return earlier, False
+        return make(), True
+
+    return committed(first_or_new, session=session, conflict="the signup collided with a concurrent one; retry")
 
 
 # -- feedback ----------------------------------------------------------------------------

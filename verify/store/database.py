@@ -10,8 +10,11 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
+
+from verify.errors import Conflict
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15000
@@ -84,10 +87,13 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
+        """A session that commits on success and rolls back on error; a unique-key collision is a Conflict."""
         with self._sessions() as session:
-            with session.begin():
-                yield session
+            try:
+                with session.begin():
+                    yield session
+            except IntegrityError:
+                raise Conflict("a concurrent change collided with this one; retry") from None
 
     def upgrade(self) -> None:
         """Apply every pending Alembic migration."""

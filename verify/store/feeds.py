@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from verify.errors import Conflict, NotFound, VerifyError
+from verify.errors import Conflict, NotFound
+from verify.store import lengths
 from verify.store.audit import record_audit
 from verify.store.list_changes import Added, log_list_changes
 from verify.store.lists import get_list
@@ -24,7 +25,7 @@ AUDIT_VALUES_LIMIT = 20
 _CHUNK = 500
 
 
-class ShrinkRefused(VerifyError):
+class ShrinkRefused(Conflict):
     """The download would take away more of the list than the configured share."""
 
 
@@ -34,20 +35,20 @@ class Feed(SQLModel, table=True):
     __tablename__ = "feeds"
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=64, unique=True)
-    url: str = Field(max_length=2000)
+    name: str = Field(max_length=lengths.LIST_NAME, unique=True)  # named as lists are
+    url: str = Field(max_length=lengths.FEED_URL)
     list_id: int = Field(foreign_key="lists.id", ondelete="CASCADE", index=True)
     format: str = Field(max_length=16)
     interval_seconds: int = 6 * 3600
-    etag: str | None = Field(default=None, max_length=500)
-    last_modified: str | None = Field(default=None, max_length=100)
+    etag: str | None = Field(default=None, max_length=lengths.FEED_ETAG)
+    last_modified: str | None = Field(default=None, max_length=lengths.FEED_LAST_MODIFIED)
     next_sync_at: datetime | None = utc_column(nullable=True, index=True)
     last_sync_at: datetime | None = utc_column(nullable=True)
     last_success_at: datetime | None = utc_column(nullable=True)
     last_status: str | None = Field(default=None, max_length=16)  # ok | unchanged | failed | refused
-    last_error: str | None = Field(default=None, max_length=1000)
+    last_error: str | None = Field(default=None, max_length=lengths.FEED_ERROR)
     created_at: datetime = utc_column()
-    created_by: str = Field(max_length=100)
+    created_by: str = Field(max_length=lengths.KEY_NAME)
 
 
 def feed_source(name: str) -> str:
@@ -159,14 +160,16 @@ def record_sync(
     feed, _ = get_feed(name, session=session)
     feed.last_sync_at = at
     feed.last_status = status
-    feed.last_error = error[:1000] if error else None
+    feed.last_error = error[:lengths.FEED_ERROR] if error else None
     if status in ("ok", "unchanged"):
         feed.last_success_at = at
         feed.next_sync_at = at + timedelta(seconds=feed.interval_seconds)
     else:
         feed.next_sync_at = at + min(timedelta(seconds=feed.interval_seconds), retry_after or timedelta(minutes=30))
     if status == "ok":
-        feed.etag, feed.last_modified = etag, last_modified
+        # A validator too long for its column is dropped: the next download is then unconditional.
+        feed.etag = etag if etag and len(etag) <= lengths.FEED_ETAG else None
+        feed.last_modified = last_modified if last_modified and len(last_modified) <= lengths.FEED_LAST_MODIFIED else None
     session.add(feed)
 
 

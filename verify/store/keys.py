@@ -9,7 +9,8 @@ from collections.abc import Iterable
 
 from sqlmodel import Session, col, select
 
-from verify.errors import Conflict, NotFound
+from verify.errors import Conflict, InvalidInput, NotFound
+from verify.store import lengths
 from verify.store.audit import record_audit
 from verify.store.models import ApiKey, utcnow
 from verify.store.stamps import KEYS_STAMP, bump_stamp
@@ -21,6 +22,9 @@ def _hash_secret(secret: str) -> str:
 
 def create_api_key(name: str, scopes: Iterable[str], *, session: Session, actor: str = "cli") -> str:
     """Store a new key and return its secret, which is shown once and never stored."""
+    if not 0 < len(name) <= lengths.KEY_NAME or any(not char.isprintable() for char in name):
+        problem = f"must be 1 to {lengths.KEY_NAME} characters, none of them control characters"
+        raise InvalidInput(f"an API key name {problem}", errors=[{"field": "name", "message": problem}])
     if session.exec(select(ApiKey).where(ApiKey.name == name)).first():
         raise Conflict(f"an API key named {name!r} exists already")
     lookup = secrets.token_hex(8)

@@ -1,4 +1,4 @@
-"""Every table of the service, in one place (SQLModel)."""
+"""Every table of the service, in one place (SQLModel); text columns are sized by store/lengths.py."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from verify.store import lengths
 
 
 def utcnow() -> datetime:
@@ -66,22 +68,22 @@ class Assessment(SQLModel, table=True):
     score: int
     policy_version: int
     api_key_id: int | None = Field(default=None)
-    idempotency_key: str | None = Field(default=None, max_length=255)
+    idempotency_key: str | None = Field(default=None, max_length=lengths.IDEMPOTENCY_KEY)
     request_hash: str | None = Field(default=None, max_length=64)
-    email: str = Field(max_length=320)
-    email_canonical: str | None = Field(default=None, max_length=320)
-    email_domain: str | None = Field(default=None, max_length=255)
+    email: str = Field(max_length=lengths.EMAIL)
+    email_canonical: str | None = Field(default=None, max_length=lengths.EMAIL)
+    email_domain: str | None = Field(default=None, max_length=lengths.DOMAIN)
     local_template: str | None = Field(default=None, max_length=128)
-    phone: str | None = Field(default=None, max_length=64)
+    phone: str | None = Field(default=None, max_length=lengths.PHONE)
     phone_e164: str | None = Field(default=None, max_length=32)
     phone_block: str | None = Field(default=None, max_length=32)
-    ip: str | None = Field(default=None, max_length=64)
-    ip_network: str | None = Field(default=None, max_length=64)
+    ip: str | None = Field(default=None, max_length=lengths.IP)
+    ip_network: str | None = Field(default=None, max_length=lengths.IP)
     asn: int | None = Field(default=None, sa_type=sa.BigInteger)
     country: str | None = Field(default=None, max_length=2)
-    device_id: str | None = Field(default=None, max_length=256)
-    user_agent: str | None = Field(default=None, max_length=1024)
-    external_id: str | None = Field(default=None, max_length=256, index=True)
+    device_id: str | None = Field(default=None, max_length=lengths.DEVICE_ID)
+    user_agent: str | None = Field(default=None, max_length=lengths.USER_AGENT)
+    external_id: str | None = Field(default=None, max_length=lengths.EXTERNAL_ID, index=True)
     metadata_: dict | None = Field(default=None, sa_column=sa.Column("metadata", sa.JSON))
     reasons: list = Field(default_factory=list, sa_type=sa.JSON)
     signals: dict = Field(default_factory=dict, sa_type=sa.JSON)
@@ -96,8 +98,8 @@ class Feedback(SQLModel, table=True):
     assessment_id: str = Field(max_length=40, index=True)
     label: str = Field(max_length=16)
     source: str = Field(max_length=16)
-    note: str | None = Field(default=None, max_length=1000)
-    actor: str | None = Field(default=None, max_length=100)
+    note: str | None = Field(default=None, max_length=lengths.NOTE)
+    actor: str | None = Field(default=None, max_length=lengths.KEY_NAME)
     created_at: datetime = utc_column()
 
 
@@ -107,7 +109,7 @@ class ApiKey(SQLModel, table=True):
     __tablename__ = "api_keys"
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=100, unique=True)
+    name: str = Field(max_length=lengths.KEY_NAME, unique=True)
     lookup: str = Field(max_length=32, unique=True)
     secret_hash: str = Field(max_length=64)
     scopes: list = Field(default_factory=list, sa_type=sa.JSON)
@@ -121,10 +123,10 @@ class ListDef(SQLModel, table=True):
     __tablename__ = "lists"
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=lengths.LIST_NAME, unique=True)
     kind: str = Field(max_length=16)
     action: str = Field(max_length=16)
-    description: str = Field(default="", max_length=500)
+    description: str = Field(default="", max_length=lengths.LIST_DESCRIPTION)
     builtin: bool = False
     created_at: datetime = utc_column()
     updated_at: datetime = utc_column()
@@ -141,9 +143,9 @@ class ListEntry(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     list_id: int = Field(foreign_key="lists.id", ondelete="CASCADE")
-    value: str = Field(max_length=320)
-    reason: str | None = Field(default=None, max_length=500)
-    source: str = Field(max_length=200)
+    value: str = Field(max_length=lengths.LIST_VALUE)
+    reason: str | None = Field(default=None, max_length=lengths.LIST_REASON)
+    source: str = Field(max_length=lengths.ENTRY_SOURCE)
     expires_at: datetime | None = utc_column(nullable=True)
     created_at: datetime = utc_column()
 
@@ -177,7 +179,7 @@ class PolicyVersion(SQLModel, table=True):
     version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     body: dict = Field(sa_type=sa.JSON)
     created_at: datetime = utc_column()
-    created_by: str = Field(max_length=100)
+    created_by: str = Field(max_length=lengths.KEY_NAME)
 
 
 class AuditEvent(SQLModel, table=True):
@@ -187,7 +189,7 @@ class AuditEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = utc_column(index=True)
-    actor: str = Field(max_length=100)
+    actor: str = Field(max_length=lengths.KEY_NAME)
     action: str = Field(max_length=64)
     target: str = Field(default="", max_length=200)
     detail: dict = Field(default_factory=dict, sa_type=sa.JSON)
