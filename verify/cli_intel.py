@@ -19,7 +19,7 @@ from verify.delivery import DELIVERY_POLL, deliver_until_idle, deliverer_for
 from verify.feed_sync import FeedSyncer, SyncResult
 from verify.intel.feeds import FORMATS
 from verify.intel.geoip_update import UpdateFailed, Updater, configured_editions
-from verify.periodic import DatabaseDown, Periodic, run_periodic
+from verify.periodic import Periodic, run_periodic
 from verify.progress import progress
 from verify.store import feeds as feed_store
 from verify.store import lengths
@@ -201,9 +201,6 @@ def worker(once: bool, poll: float, delivery_poll: float) -> None:
     if not once:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-    try:
-        failed = run_periodic(tasks, once=once, stop=stop, report=lambda result: click.echo(result.describe(), err=result.failed))
-    except DatabaseDown as error:
-        cli.fail(f"the database failed: {error}")
+    failed = run_periodic(tasks, once=once, stop=stop, report=lambda result: click.echo(result.describe(), err=result.failed))
     if once and failed:
         sys.exit(1)

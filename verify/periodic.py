@@ -15,6 +15,8 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from verify.errors import Unavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -35,7 +37,7 @@ class Periodic:
     due: float = 0.0  # time.monotonic() at which it runs next
 
 
-class DatabaseDown(Exception):
+class DatabaseDown(Unavailable):
     """The database failed during a `--once` round."""
 
 
@@ -57,7 +59,7 @@ def run_periodic(
                 results = task.run()
             except SQLAlchemyError as error:  # the database is away: say so, and look again next round
                 if once:
-                    raise DatabaseDown(error.__class__.__name__) from error
+                    raise DatabaseDown(f"the database failed: {error.__class__.__name__}") from error
                 log.warning("worker: %s: the database failed (%s); trying again in %g s", task.name, error.__class__.__name__, task.every)
                 results = []
             task.due = clock() + task.every

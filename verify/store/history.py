@@ -138,7 +138,8 @@ def _reputation_statement(columns: tuple[str, ...], sample: int) -> sa.Select:
         sa.select(
             sa.select(sa.literal(column).label("key"), ASSESSMENT.id, ASSESSMENT.occurred_at, ASSESSMENT.verdict)
             .where(ASSESSMENT[column] == _param(column), ASSESSMENT.occurred_at < before)
-            .order_by(ASSESSMENT.occurred_at.desc())
+            # seq breaks ties in arrival order, so both databases sample the same signups.
+            .order_by(ASSESSMENT.occurred_at.desc(), ASSESSMENT.seq.desc())
             .limit(sample)
             .subquery()
         )
