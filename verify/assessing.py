@@ -46,6 +46,7 @@ class Signup:
     device_id: str | None = None
     user_agent: str | None = None
     external_id: str | None = None
+    payment_fingerprint: str | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -201,6 +202,7 @@ class Assessor:
             "ip_network": keys.ip_network,
             "asn": keys.asn,
             "device": keys.device_id,
+            "payment": keys.payment_fingerprint,
         }
         return {
             "windows": spans,
@@ -228,7 +230,7 @@ class Assessor:
     ) -> Assessment:
         """Judge one signup and store it (uncommitted): the one function the API and the CLI call."""
         gathered = self.gather(signup)
-        keys = identity.signup_keys(gathered, device_id=signup.device_id)
+        keys = identity.signup_keys(gathered, device_id=signup.device_id, payment_fingerprint=signup.payment_fingerprint)
         snapshot = self.snapshots.current(session=session)
         matches = self.match_lists(gathered, keys, snapshot.lists, now=now)
         mx = self.mail_exchange(keys.email_domain, matches) if keys.email_domain else None
@@ -259,6 +261,7 @@ class Assessor:
             asn=keys.asn,
             country=signup.country,
             device_id=keys.device_id,
+            payment_fingerprint=keys.payment_fingerprint,
             user_agent=signup.user_agent,
             external_id=signup.external_id,
             metadata_=signup.metadata,

@@ -162,6 +162,11 @@ def search_filter(query: SearchIn, providers: Providers) -> AssessmentFilter:
             found["device_id"] = identity.device(query.device_id)
         except identity.IdentityInvalid as error:
             raise bad_query("device_id", str(error)) from None
+    if query.payment_fingerprint is not None:
+        try:
+            found["payment_fingerprint"] = identity.payment_fingerprint(query.payment_fingerprint)
+        except identity.IdentityInvalid as error:
+            raise bad_query("payment_fingerprint", str(error)) from None
     if query.reason is not None and query.reason not in CATALOGUE:
         raise bad_query("reason", "unknown reason code")
     found["reason"] = query.reason

@@ -72,7 +72,18 @@ class SignupIn(BaseModel):
     user_agent: text(1024) | None = None
     external_id: text(256) | None = None
     occurred_at: datetime | None = None
+    payment_fingerprint: text(128) | None = None
     metadata: dict[str, Any] | None = None
+
+    @field_validator("payment_fingerprint")
+    @classmethod
+    def _payment_fingerprint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return identity.payment_fingerprint(value)
+        except identity.IdentityInvalid as error:  # the message never quotes the value
+            raise ValueError(str(error)) from None
 
     @field_validator("ip")
     @classmethod
@@ -139,6 +150,7 @@ def assessment_json(row: Assessment, *, feedback: list[Feedback] | None = None) 
             "device_id": row.device_id,
             "user_agent": row.user_agent,
             "external_id": row.external_id,
+            "payment_fingerprint": row.payment_fingerprint,
             "metadata": row.metadata_,
         },
     }
@@ -172,6 +184,7 @@ class SearchIn(BaseModel):
     ip: text(64) | None = None
     phone: text(64) | None = None
     device_id: text(256) | None = None
+    payment_fingerprint: text(128) | None = None
     reason: text(64) | None = None
     since: datetime | None = None
     until: datetime | None = None

@@ -131,6 +131,7 @@ class AssessmentFilter:
     ip_networks: tuple[str, ...] | None = None
     phone_e164: str | None = None
     device_id: str | None = None
+    payment_fingerprint: str | None = None
     reason: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -151,6 +152,7 @@ def search_assessments(
         "email_domain": filters.email_domain,
         "phone_e164": filters.phone_e164,
         "device_id": filters.device_id,
+        "payment_fingerprint": filters.payment_fingerprint,
     }
     for name, value in equal.items():
         if value is not None:
@@ -182,6 +184,7 @@ RELATED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("email_canonical", "email_canonical"),
     ("phone", "phone_e164"),
     ("device_id", "device_id"),
+    ("payment_fingerprint", "payment_fingerprint"),
     ("ip", "ip"),
     ("ip_network", "ip_network"),
     ("email_domain", "email_domain"),
