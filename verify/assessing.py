@@ -29,6 +29,7 @@ from verify.intel.providers import Providers
 from verify.store.assessments import save_assessment
 from verify.store.history import first_seen, history_counts, reputation_evidence
 from verify.store.models import Assessment
+from verify.store.revisions import enqueue_clusters
 from verify.store.snapshots import Snapshots
 
 __all__ = ["Assessor", "Keys", "Signup"]
@@ -268,4 +269,6 @@ class Assessor:
             reasons=[reason.as_dict() for reason in decision.reasons],
             signals=signals,
         )
-        return save_assessment(row, session=session)
+        save_assessment(row, session=session)
+        enqueue_clusters(row, snapshot.policy, session=session)
+        return row

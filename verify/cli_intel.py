@@ -22,6 +22,7 @@ from verify.feed_sync import FeedSyncer, SyncResult
 from verify.intel.feeds import FORMATS
 from verify.intel.geoip_update import UpdateFailed, Updater, configured_editions
 from verify.progress import progress
+from verify.revising import pending_revision_jobs, run_due
 from verify.store import feeds as feed_store
 
 DEFAULT_INTERVAL = "6h"
@@ -189,9 +190,9 @@ def feeds_sync(name: str | None, force: bool) -> None:
 @click.option("--poll", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Seconds between looks for due work.")
 @with_appcontext
 def worker(once: bool, poll: float) -> None:
-    """Background jobs: scheduled feed syncs (each feed at its own interval).
+    """Background jobs: scheduled feed syncs (each feed at its own interval) and revisions (re-judging in batches).
 
-    Several workers may run against one database: each due feed is claimed by one of them.
+    Several workers may run against one database: each due feed, and each revision job, is claimed by one of them.
     Stops cleanly on SIGTERM or SIGINT.
     """
     cli = _cli()
@@ -205,6 +206,12 @@ def worker(once: bool, poll: float) -> None:
     while True:
         try:
             results = syncer.sync_due()
+            # Revisions: queued re-judging in bounded batches, until the queue is empty.
+            while (revised := run_due(services.database)) or pending_revision_jobs(services.database):
+                if revised:
+                    click.echo(f"revisions: {revised} recorded")
+                if stop.is_set():
+                    break
         except SQLAlchemyError as error:  # the database is away: say so, and look again next round
             if once:
                 cli.fail(f"the database failed: {error.__class__.__name__}")

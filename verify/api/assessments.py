@@ -25,11 +25,13 @@ from verify.api.schemas import (
     parse_rfc3339,
     related_json,
 )
+from verify.api.revisions import revision_json
 from verify.assessing import Signup
 from verify.engine import identity
 from verify.engine.reasons import CATALOGUE
 from verify.errors import Conflict, InvalidInput
 from verify.intel.providers import Providers
+from verify.store.revisions import enqueue_feedback, revisions_of
 from verify.store.assessments import (
     AssessmentFilter,
     add_feedback,
@@ -101,7 +103,11 @@ def create():
 def read(assessment_id: str):
     session = db_session()
     row = get_assessment(assessment_id, session=session)
-    return assessment_json(row, feedback=feedback_for([row.id], session=session)[row.id])
+    shown = assessment_json(row, feedback=feedback_for([row.id], session=session)[row.id])
+    revised = revisions_of(row.id, session=session)
+    shown["current_verdict"] = revised[-1].verdict if revised else row.verdict
+    shown["revisions"] = [revision_json(revision) for revision in revised]
+    return shown
 
 
 # -- search ------------------------------------------------------------------------------
@@ -194,6 +200,7 @@ def give_feedback(assessment_id: str):
     session = db_session()
     row = get_assessment(assessment_id, session=session)
     stored = add_feedback(row, **body.model_dump(), actor=current_key().name, session=session)
+    enqueue_feedback(row, label=body.label, source=body.source, session=session)
     session.commit()
     return feedback_json(stored), 201
 

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from verify.errors import Conflict, NotFound
 from verify.store.models import Assessment, Feedback, utcnow
+from verify.store.revisions import delete_revisions_of
 
 ASSESSMENT = Assessment.__table__.c
 
@@ -109,7 +110,8 @@ def assessment_ids_of_person(
 
 
 def delete_assessments(ids: list[str], *, session: Session) -> tuple[int, int]:
-    """Delete these assessments and their feedback; return (assessments, feedback) deleted."""
+    """Delete these assessments, their feedback and revisions; return (assessments, feedback) deleted."""
+    delete_revisions_of(ids, session=session)
     assessments = feedback = 0
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]

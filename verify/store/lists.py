@@ -16,6 +16,7 @@ from verify.engine.lists import DISPOSABLE_LIST, HOSTING_LIST, SIGNAL_ACTION, Li
 from verify.errors import Conflict, NotFound
 from verify.store.audit import record_audit
 from verify.store.models import ListDef, ListEntry, utcnow
+from verify.store.revisions import enqueue_list_entries
 from verify.store.stamps import LISTS_STAMP, bump_stamp
 
 # name, kind, action, description: created empty on first start (disposable-domains is seeded).
@@ -83,9 +84,14 @@ def insert_entries(
     source: str,
     reason: str | None = None,
     expires_at: datetime | None = None,
+    revise: bool = True,
     session: Session,
 ) -> tuple[int, int]:
-    """Add normalised values that the list does not hold yet; return (added, existing)."""
+    """Add normalised values that the list does not hold yet; return (added, existing).
+
+    New values of a deny list queue the re-judging of the stored assessments they match
+    (`revise`; not for the seed of a new database, which has nothing to re-judge).
+    """
     wanted = list(dict.fromkeys(values))
     present = set()
     for chunk_start in range(0, len(wanted), 500):
@@ -104,6 +110,8 @@ def insert_entries(
         list_def.updated_at = now
         session.add(list_def)
         bump_stamp(LISTS_STAMP, session=session)
+        if revise:
+            enqueue_list_entries(list_def, [row["value"] for row in rows], session=session)
     return len(rows), len(present)
 
 
@@ -252,6 +260,7 @@ def replace_list_entries(
             for value in new
         ]
         session.execute(sa.insert(ListEntry), rows)
+        enqueue_list_entries(list_def, new, session=session)
     if new or removed:
         _changed(list_def, session=session)
         changed = sorted(new) + sorted(removed)
