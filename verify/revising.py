@@ -34,6 +34,7 @@ from verify.store.revisions import (
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 200
+DRAIN_INTERVAL = 2.0  # seconds between looks for queued jobs in a serve worker
 
 
 def stored_assessment(row, verdict: str) -> judging.StoredAssessment:
@@ -101,9 +102,9 @@ def pending_revision_jobs(database: Database) -> int:
 class Drain:
     """A daemon thread that runs `run_due` every `interval` seconds: the embedded default's worker."""
 
-    def __init__(self, database: Database, *, interval: float = 2.0) -> None:
+    def __init__(self, database: Database, *, interval: float | None = None) -> None:
         self.database = database
-        self.interval = interval
+        self.interval = DRAIN_INTERVAL if interval is None else interval
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="verify-revisions", daemon=True)
 
