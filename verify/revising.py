@@ -20,6 +20,7 @@ from verify.store.models import RevisionJob
 from verify.store.revisions import (
     KEY_COLUMNS,
     NewRevision,
+    Position,
     advance_job,
     assessment_rows,
     claim_job,
@@ -54,10 +55,10 @@ def step(job: RevisionJob, *, batch: int, session) -> tuple[list, bool]:
             outcome = judging.legitimate(current_verdicts([row.id], session=session).get(row.id, row.verdict))
             if outcome:
                 found.append((row, outcome))
-        advance_job(job, after_seq=job.after_seq, done=True, session=session)
+        advance_job(job, None, session=session)
         return found, True
     evidence = judging.evidence_from_document(payload)
-    rows = linked_assessments(evidence, after_seq=job.after_seq, limit=batch, session=session)
+    rows, position = linked_assessments(evidence, Position.of(payload.get("position")), limit=batch, session=session)
     ids = [row.id for row in rows]
     current, vouched = current_verdicts(ids, session=session), vouched_for(ids, session=session)
     policy = policy_in_force(session=session)
@@ -68,8 +69,8 @@ def step(job: RevisionJob, *, batch: int, session) -> tuple[list, bool]:
         outcome = judging.rejudge(stored_assessment(row, current.get(row.id, row.verdict)), evidence, policy)
         if outcome:
             found.append((row, outcome))
-    advance_job(job, after_seq=rows[-1].seq if rows else job.after_seq, done=len(rows) < batch, session=session)
-    return found, len(rows) < batch
+    advance_job(job, position, session=session)
+    return found, position is None
 
 
 def run_due(database: Database, *, batch: int = DEFAULT_BATCH, max_batches: int = 50, now: datetime | None = None) -> int:

@@ -134,7 +134,7 @@ class RevisionJob(SQLModel, table=True):
     source_id: str | None = Field(default=None, max_length=40, index=True)
     # What to re-judge: links (column, values, window) and the finding to add; see engine/revisions.py.
     payload: dict = Field(default_factory=dict, sa_type=sa.JSON)
-    after_seq: int = Field(default=0, sa_type=sa.BigInteger)  # assessments up to this seq are done
+    after_seq: int = Field(default=0, sa_type=sa.BigInteger)  # the last seq done on its current link (payload["position"] has all)
     attempts: int = 0
     created_at: datetime = utc_column()
     done_at: datetime | None = utc_column(nullable=True, index=True)

@@ -151,17 +151,53 @@ def _link_condition(link: Link) -> sa.ColumnElement[bool]:
     return sa.and_(matched, ASSESSMENT.occurred_at >= link.since, ASSESSMENT.occurred_at < link.until)
 
 
-def linked_assessments(evidence: Evidence, *, after_seq: int, limit: int, session: Session) -> list[sa.Row]:
-    """The next `limit` assessments the evidence reaches, in seq order after `after_seq`."""
-    if not evidence.links:
-        return []
-    return list(session.execute(
-        sa.select(ASSESSMENT.seq, ASSESSMENT.id, ASSESSMENT.external_id, ASSESSMENT.occurred_at, ASSESSMENT.verdict,
-                  ASSESSMENT.reasons, ASSESSMENT.signals, *(ASSESSMENT[name] for name in KEY_COLUMNS))
-        .where(ASSESSMENT.seq > after_seq, sa.or_(*(_link_condition(link) for link in evidence.links)))
-        .order_by(ASSESSMENT.seq)
-        .limit(limit)
-    ))
+@dataclass(frozen=True)
+class Position:
+    """How far a job got: the link it is on, and the last (occurred_at, seq) done on that link."""
+
+    link: int = 0
+    occurred_at: datetime | None = None
+    seq: int = 0
+
+    def document(self) -> dict[str, Any]:
+        return {"link": self.link, "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None, "seq": self.seq}
+
+    @classmethod
+    def of(cls, document: dict[str, Any] | None) -> "Position":
+        if not document:
+            return cls()
+        at = document.get("occurred_at")
+        return cls(document["link"], datetime.fromisoformat(at) if at else None, int(document.get("seq") or 0))
+
+
+def linked_assessments(evidence: Evidence, position: Position, *, limit: int, session: Session) -> tuple[list[sa.Row], Position | None]:
+    """The next at most `limit` assessments the evidence reaches, and the position after them (None: done).
+
+    One link at a time, in (occurred_at, seq) order on its `(key, occurred_at)` index, so that a
+    batch costs what it reads however large the table or the cluster is.
+    """
+    while position.link < len(evidence.links):
+        link = evidence.links[position.link]
+        query = (
+            sa.select(ASSESSMENT.seq, ASSESSMENT.id, ASSESSMENT.external_id, ASSESSMENT.occurred_at, ASSESSMENT.verdict,
+                      ASSESSMENT.reasons, ASSESSMENT.signals, *(ASSESSMENT[name] for name in KEY_COLUMNS))
+            .where(_link_condition(link))
+            .order_by(ASSESSMENT.occurred_at, ASSESSMENT.seq)
+            .limit(limit)
+        )
+        if position.occurred_at is not None:
+            query = query.where(sa.or_(
+                ASSESSMENT.occurred_at > position.occurred_at,
+                sa.and_(ASSESSMENT.occurred_at == position.occurred_at, ASSESSMENT.seq > position.seq),
+            ))
+        rows = list(session.execute(query))
+        if len(rows) == limit:
+            return rows, Position(position.link, rows[-1].occurred_at, rows[-1].seq)
+        following = Position(position.link + 1)
+        if rows:
+            return rows, following if following.link < len(evidence.links) else None
+        position = following
+    return [], None
 
 
 def assessment_rows(ids: Sequence[str], *, session: Session) -> list[sa.Row]:
@@ -206,10 +242,13 @@ def vouched_for(ids: Iterable[str], *, session: Session) -> set[str]:
     return set(rows.scalars())
 
 
-def advance_job(job: RevisionJob, *, after_seq: int, done: bool, session: Session) -> None:
-    job.after_seq = after_seq
-    if done:
+def advance_job(job: RevisionJob, position: Position | None, *, session: Session) -> None:
+    """Keep how far the job got; None marks it done."""
+    if position is None:
         job.done_at = utcnow()
+    else:
+        job.payload = {**job.payload, "position": position.document()}
+        job.after_seq = position.seq
     session.add(job)
 
 
