@@ -29,6 +29,7 @@ from verify.store.revisions import (
     pending_jobs,
     policy_in_force,
     record_revisions,
+    signals_of,
     vouched_for,
 )
 
@@ -38,10 +39,10 @@ DEFAULT_BATCH = 200
 DRAIN_INTERVAL = 2.0  # seconds between looks for queued jobs in a serve worker
 
 
-def stored_assessment(row, verdict: str) -> judging.StoredAssessment:
+def stored_assessment(row, verdict: str, signals: dict | None = None) -> judging.StoredAssessment:
     return judging.StoredAssessment(
         id=row.id, occurred_at=row.occurred_at, keys={name: getattr(row, name) for name in KEY_COLUMNS},
-        signals=row.signals, reasons=row.reasons, verdict=verdict,
+        signals=row.signals if signals is None else signals, reasons=row.reasons, verdict=verdict,
     )
 
 
@@ -59,14 +60,17 @@ def step(job: RevisionJob, *, batch: int, session) -> tuple[list, bool]:
         return found, True
     evidence = judging.evidence_from_document(payload)
     rows, position = linked_assessments(evidence, Position.of(payload.get("position")), limit=batch, session=session)
+    # Most rows a weak link reaches stay as they are: sift them on keys and reasons before reading more.
+    rows = [row for row in rows if judging.usable_links(stored_assessment(row, row.verdict, {}), evidence)]
     ids = [row.id for row in rows]
     current, vouched = current_verdicts(ids, session=session), vouched_for(ids, session=session)
-    policy = policy_in_force(session=session)
+    signals = signals_of([row.id for row in rows if row.id not in vouched], session=session)
+    policy = policy_in_force(session=session) if signals else None
     found = []
     for row in rows:
-        if row.id in vouched:
+        if row.id not in signals:
             continue
-        outcome = judging.rejudge(stored_assessment(row, current.get(row.id, row.verdict)), evidence, policy)
+        outcome = judging.rejudge(stored_assessment(row, current.get(row.id, row.verdict), signals[row.id]), evidence, policy)
         if outcome:
             found.append((row, outcome))
     advance_job(job, position, session=session)

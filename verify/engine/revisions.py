@@ -223,14 +223,22 @@ def corroborated(reasons: Iterable[Mapping[str, Any]]) -> bool:
     return any(reason.get("code") in IDENTITY_CODES and (reason.get("points") or 0) > 0 for reason in reasons)
 
 
-def rejudge(stored: StoredAssessment, evidence: Evidence, policy: Any) -> Outcome | None:
-    """The raised verdict the evidence gives a stored assessment, or None when it does not raise it."""
-    if stored.id == evidence.exclude:
-        return None
+def usable_links(stored: StoredAssessment, evidence: Evidence) -> list[Link]:
+    """The links by which the evidence may raise this assessment: none when it is the evidence's own, already
+    denied (nothing raises a denial), or reached only weakly without identity evidence of its own. Needs no signals."""
+    if stored.id == evidence.exclude or stored.verdict == "deny":
+        return []
     reached = [link for link in evidence.links if link.reaches({**stored.keys, "id": stored.id}, stored.occurred_at)]
     if not reached or (all(link.weak for link in reached) and not corroborated(stored.reasons)):
+        return []
+    return [link for link in reached if not link.weak] or reached
+
+
+def rejudge(stored: StoredAssessment, evidence: Evidence, policy: Any) -> Outcome | None:
+    """The raised verdict the evidence gives a stored assessment, or None when it does not raise it."""
+    usable = usable_links(stored, evidence)
+    if not usable:
         return None
-    usable = [link for link in reached if not link.weak] or reached
     finding = Finding(evidence.code, "; ".join(dict.fromkeys(link.detail for link in usable)))
 
     def later_evidence(_signals: Signals, _policy: Any) -> Iterable[Finding]:

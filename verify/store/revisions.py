@@ -171,7 +171,7 @@ class Position:
 
 
 def linked_assessments(evidence: Evidence, position: Position, *, limit: int, session: Session) -> tuple[list[sa.Row], Position | None]:
-    """The next at most `limit` assessments the evidence reaches, and the position after them (None: done).
+    """The next at most `limit` assessments the evidence reaches (without their signals), and the position after them (None: done).
 
     One link at a time, in (occurred_at, seq) order on its `(key, occurred_at)` index, so that a
     batch costs what it reads however large the table or the cluster is.
@@ -180,7 +180,7 @@ def linked_assessments(evidence: Evidence, position: Position, *, limit: int, se
         link = evidence.links[position.link]
         query = (
             sa.select(ASSESSMENT.seq, ASSESSMENT.id, ASSESSMENT.external_id, ASSESSMENT.occurred_at, ASSESSMENT.verdict,
-                      ASSESSMENT.reasons, ASSESSMENT.signals, *(ASSESSMENT[name] for name in KEY_COLUMNS))
+                      ASSESSMENT.reasons, *(ASSESSMENT[name] for name in KEY_COLUMNS))
             .where(_link_condition(link))
             .order_by(ASSESSMENT.occurred_at, ASSESSMENT.seq)
             .limit(limit)
@@ -200,8 +200,15 @@ def linked_assessments(evidence: Evidence, position: Position, *, limit: int, se
     return [], None
 
 
+def signals_of(ids: Sequence[str], *, session: Session) -> dict[str, dict]:
+    """The stored signals of these assessments (read only for those worth re-judging: they are the bulk of a row)."""
+    if not ids:
+        return {}
+    return dict(session.execute(sa.select(ASSESSMENT.id, ASSESSMENT.signals).where(ASSESSMENT.id.in_(list(ids)))).all())
+
+
 def assessment_rows(ids: Sequence[str], *, session: Session) -> list[sa.Row]:
-    """The same columns as linked_assessments, for named assessments."""
+    """The same columns as linked_assessments, and the signals, for named assessments."""
     return list(session.execute(
         sa.select(ASSESSMENT.seq, ASSESSMENT.id, ASSESSMENT.external_id, ASSESSMENT.occurred_at, ASSESSMENT.verdict,
                   ASSESSMENT.reasons, ASSESSMENT.signals, *(ASSESSMENT[name] for name in KEY_COLUMNS))
