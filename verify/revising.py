@@ -61,6 +61,9 @@ def step(job: RevisionJob, *, batch: int, session) -> tuple[list, bool]:
     evidence = judging.evidence_from_document(payload)
     rows, position = linked_assessments(evidence, Position.of(payload.get("position")), limit=batch, session=session)
     # Most rows a weak link reaches stay as they are: sift them on keys and reasons before reading more.
+    # One assessment reached by two links of one batch is judged once (by all the links that reach it).
+    seen: set[str] = set()
+    rows = [row for row in rows if not (row.id in seen or seen.add(row.id))]
     rows = [row for row in rows if judging.usable_links(stored_assessment(row, row.verdict, {}), evidence)]
     ids = [row.id for row in rows]
     current, vouched = current_verdicts(ids, session=session), vouched_for(ids, session=session)

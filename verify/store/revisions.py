@@ -176,6 +176,7 @@ def linked_assessments(evidence: Evidence, position: Position, *, limit: int, se
     One link at a time, in (occurred_at, seq) order on its `(key, occurred_at)` index, so that a
     batch costs what it reads however large the table or the cluster is.
     """
+    found: list[sa.Row] = []
     while position.link < len(evidence.links):
         link = evidence.links[position.link]
         query = (
@@ -183,7 +184,7 @@ def linked_assessments(evidence: Evidence, position: Position, *, limit: int, se
                       ASSESSMENT.reasons, *(ASSESSMENT[name] for name in KEY_COLUMNS))
             .where(_link_condition(link))
             .order_by(ASSESSMENT.occurred_at, ASSESSMENT.seq)
-            .limit(limit)
+            .limit(limit - len(found))
         )
         if position.occurred_at is not None:
             query = query.where(sa.or_(
@@ -191,13 +192,11 @@ def linked_assessments(evidence: Evidence, position: Position, *, limit: int, se
                 sa.and_(ASSESSMENT.occurred_at == position.occurred_at, ASSESSMENT.seq > position.seq),
             ))
         rows = list(session.execute(query))
-        if len(rows) == limit:
-            return rows, Position(position.link, rows[-1].occurred_at, rows[-1].seq)
-        following = Position(position.link + 1)
-        if rows:
-            return rows, following if following.link < len(evidence.links) else None
-        position = following
-    return [], None
+        found += rows
+        if len(found) == limit:  # this link may hold more: go on from its last row next time
+            return found, Position(position.link, rows[-1].occurred_at, rows[-1].seq)
+        position = Position(position.link + 1)
+    return found, None
 
 
 def signals_of(ids: Sequence[str], *, session: Session) -> dict[str, dict]:
