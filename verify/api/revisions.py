@@ -11,9 +11,9 @@ from verify.api.auth import requires_scope
 from verify.api.bodies import parse_query
 from verify.api.context import db_session
 from verify.api.paging import decode_cursor, encode_cursor
-from verify.api.schemas import text, timestamp
+from verify.api.schemas import text
 from verify.store.models import Revision
-from verify.store.revisions import revisions_after
+from verify.store.revisions import revision_document, revisions_after
 
 bp = Blueprint("revisions", __name__, url_prefix="/v1/revisions")
 
@@ -26,17 +26,7 @@ class FeedQuery(BaseModel):
 
 
 def revision_json(row: Revision) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "sequence": row.sequence,
-        "assessment_id": row.assessment_id,
-        "external_id": row.external_id,
-        "previous_verdict": row.previous_verdict,
-        "verdict": row.verdict,
-        "reasons": row.reasons,
-        "cause": {"kind": row.cause_kind, "ref": row.cause_ref},
-        "created_at": timestamp(row.created_at),
-    }
+    return revision_document(row)
 
 
 def sequence_cursor(sequence: int) -> str:

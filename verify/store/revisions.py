@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -293,10 +293,26 @@ def record_revisions(session: Session, revisions: Sequence[NewRevision], *, now:
         for offset, item in enumerate(revisions)
     ]
     session.execute(sa.insert(Revision.__table__), [row.model_dump() for row in rows])
-    # WEBHOOKS: the lead wires `verify.store.webhooks.enqueue_event(session, "revision.created", payload)`
-    # here at merge, once per row, in this same transaction (branch `webhooks`); payload = the
-    # revision as GET /v1/revisions shows it (verify.api.revisions.revision_json).
+    # WEBHOOKS (wired by the lead at merge with branch `webhooks`): here, in this same transaction,
+    #     for row in rows:
+    #         enqueue_event(session, "revision.created", revision_document(row))
+    # with `from verify.store.webhooks import enqueue_event`.
     return rows
+
+
+def revision_document(row: Revision) -> dict[str, Any]:
+    """A revision as the feed, the assessment and a webhook show it."""
+    return {
+        "id": row.id,
+        "sequence": row.sequence,
+        "assessment_id": row.assessment_id,
+        "external_id": row.external_id,
+        "previous_verdict": row.previous_verdict,
+        "verdict": row.verdict,
+        "reasons": row.reasons,
+        "cause": {"kind": row.cause_kind, "ref": row.cause_ref},
+        "created_at": row.created_at.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
 
 
 def revisions_after(sequence: int, *, limit: int, session: Session) -> list[Revision]:
