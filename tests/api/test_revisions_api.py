@@ -185,3 +185,45 @@ def test_policy_simulation_reports_revisions(client, assess_headers, admin_heade
     result = client.post("/v1/policy/simulate", json=policy, headers=admin_headers).get_json()
     assert result["revisions"]["evaluated"] == 2
     assert result["revisions"]["transitions"] == {"deny->allow": 2}
+
+
+def test_a_replay_of_the_same_traffic_and_feedback_gives_the_same_revisions(settings, sqlite_template, tmp_path):
+    import shutil
+
+    from tests.support.contract import ContractClient
+    from verify.app import create_app
+    from verify.store.keys import create_api_key
+
+    def replay(run: int) -> list[tuple]:
+        path = tmp_path / f"replay-{run}.db"
+        shutil.copy(sqlite_template, path)
+        app = create_app(settings.with_overrides(database_url=f"sqlite:///{path}"))
+        app.test_client_class = ContractClient
+        services = app.extensions["verify"]
+        pretend_geoip(services, NETWORKS)
+        with services.database.transaction() as session:
+            headers = {"Authorization": f"Bearer {create_api_key('replay', ['assess', 'admin'], session=session)}"}
+        client = app.test_client()
+        ids = {}
+        for n in range(10):
+            body = post(client, headers, f"member{n}.x@gmail.com", n * 7, device_id=f"dev-{n % 3}", external_id=f"acct-{n}",
+                        payment_fingerprint=f"fp-{n % 4}", ip=CARRIER_NAT if n % 2 else OFFICE)
+            ids[n] = body["id"]
+        label(client, headers, ids[4])
+        label(client, headers, ids[7], source="chargeback")
+        run_due(services.database, batch=2)
+        feed, _ = follow_feed(client, headers)
+        services.database.dispose()
+        external = {assessment_id: f"acct-{n}" for n, assessment_id in ids.items()}
+
+        def portable(text: str) -> str:  # ids are new in each run; the accounts are the same
+            for assessment_id, account in external.items():
+                text = text.replace(assessment_id, account)
+            return text
+
+        return [(item["sequence"], item["external_id"], item["previous_verdict"], item["verdict"],
+                 [(reason["code"], reason["points"], portable(reason["detail"])) for reason in item["reasons"]],
+                 item["cause"]["kind"], external[item["cause"]["ref"]]) for item in feed]
+
+    first = replay(1)
+    assert first and replay(2) == first

@@ -137,3 +137,8 @@ def test_re_judging_is_deterministic():
 def test_a_link_window_is_half_open():
     link = Link("device_id", ("d1",), AT, AT + timedelta(hours=1), "")
     assert link.reaches({"device_id": "d1"}, AT) and not link.reaches({"device_id": "d1"}, AT + timedelta(hours=1))
+
+
+def test_the_labelled_assessment_is_revised_for_its_label_not_for_sharing_keys_with_itself():
+    outcome = rejudge(stored("x", device_id="d1", payment_fingerprint="fp"), evidence_of(device_id="d1", payment_fingerprint="fp"), POLICY)
+    assert [reason.detail for reason in outcome.reasons] == ["labelled fraud by a person (review)"]

@@ -231,7 +231,8 @@ def usable_links(stored: StoredAssessment, evidence: Evidence) -> list[Link]:
     reached = [link for link in evidence.links if link.reaches({**stored.keys, "id": stored.id}, stored.occurred_at)]
     if not reached or (all(link.weak for link in reached) and not corroborated(stored.reasons)):
         return []
-    return [link for link in reached if not link.weak] or reached
+    itself = [link for link in reached if link.column == "id"]
+    return itself or [link for link in reached if not link.weak] or reached
 
 
 def rejudge(stored: StoredAssessment, evidence: Evidence, policy: Any) -> Outcome | None:
