@@ -97,8 +97,7 @@ def run_due(database: Database, *, batch: int = DEFAULT_BATCH, max_batches: int 
                 )
                 for row, outcome in found
             ]
-            record_revisions(session, revisions, now=now or datetime.now(timezone.utc))
-            recorded += len(revisions)
+            recorded += len(record_revisions(session, revisions, now=now or datetime.now(timezone.utc)))
     return recorded
 
 

@@ -69,3 +69,30 @@ def test_a_poller_never_skips_a_revision_with_writers_committing_out_of_order(da
     database.dispose()
     assert stored == list(range(1, len(stored) + 1))  # no gaps: every sequence taken was committed
     assert seen == stored  # every revision once, in order, though commits interleaved
+
+
+def test_two_workers_sharing_the_queue_revise_each_assessment_once(database_url, services, client, assess_headers, admin_headers):
+    from tests.support.history_traffic import post
+    from verify.revising import run_due
+
+    # Twelve members on one device, each labelled: twelve jobs that all reach all of them.
+    members = [post(client, assess_headers, f"w{n}.worker@gmail.com", n, device_id="shared-farm-dev")["id"] for n in range(12)]
+    for member in members:
+        assert client.post(f"/v1/assessments/{member}/feedback", json={"label": "fraud"}, headers=admin_headers).status_code == 201
+    database = Database(database_url)
+    counts: list[int] = []
+    workers = [threading.Thread(target=lambda: counts.append(run_due(database, batch=3))) for _ in range(2)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    with database.transaction() as session:
+        feed = revisions_after(0, limit=1000, session=session)
+    database.dispose()
+    assert sum(counts) == len(feed)
+    rank = {"allow": 0, "challenge": 1, "deny": 2}
+    for member in members:  # a chain, each step up from where the last left it: never one change twice
+        chain = [(row.previous_verdict, row.verdict) for row in feed if row.assessment_id == member]
+        assert chain and chain[-1][1] == "deny", chain
+        assert all(rank[after] > rank[before] for before, after in chain), chain
+        assert all(chain[i][1] == chain[i + 1][0] for i in range(len(chain) - 1)), chain

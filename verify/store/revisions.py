@@ -282,6 +282,14 @@ def record_revisions(session: Session, revisions: Sequence[NewRevision], *, now:
     """Store revisions in feed order, in the caller's transaction; the one place revisions are written."""
     if not revisions:
         return []
+    # Under the counter's lock no other writer can add a revision: drop those whose assessment
+    # another worker revised since this one read it (two jobs reaching one assessment at once).
+    stamps = Stamp.__table__.c
+    session.execute(sa.update(Stamp.__table__).where(stamps.name == SEQUENCE_STAMP).values(value=stamps.value))
+    current = current_verdicts([item.assessment_id for item in revisions], session=session)
+    revisions = [item for item in revisions if current.get(item.assessment_id, item.previous_verdict) == item.previous_verdict]
+    if not revisions:
+        return []
     first = _take_sequences(len(revisions), session=session)
     at = now or utcnow()
     rows = [
