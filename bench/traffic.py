@@ -7,6 +7,12 @@ real HTTP API of an in-process app on a fresh SQLite database, with GeoIP databa
 for the run and a loopback DNS server. The report says, per group, how many were allowed,
 challenged and denied, and the reasons that fired most.
 
+Then the challenges are answered, as they would be over the following hours: a campaign's
+challenged account fails its challenge (a `fraud` label, source `challenge`), an honest
+person passes it (`legitimate`). The revision jobs those labels queue are run, and the report
+adds, per group, how many were flagged (challenge or deny) at signup, how many eventually (their
+current verdict after revisions), and how many were revised up or down.
+
 Run: `.venv/bin/python bench/traffic.py [--seed N]` (needs the test extras).
 """
 
@@ -17,6 +23,7 @@ import ipaddress
 import random
 import sys
 import tempfile
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -31,6 +38,7 @@ from tests.support.dns_server import DEFAULT_ZONE, LoopbackDNS  # noqa: E402
 from tests.support.mmdb import anonymous, asn, country, write_mmdb  # noqa: E402
 from verify.app import create_app  # noqa: E402
 from verify.cli import upgrade_database  # noqa: E402
+from verify.revising import run_due  # noqa: E402
 from verify.settings import Settings  # noqa: E402
 from verify.store.keys import create_api_key  # noqa: E402
 
@@ -314,6 +322,7 @@ def main() -> None:
         verdicts: dict[str, Counter] = defaultdict(Counter)
         reasons: dict[str, Counter] = defaultdict(Counter)
         fraud_of = {}
+        judged: list[tuple[Signup, dict]] = []
         for signup in world.events:
             body = {**signup.body, "occurred_at": signup.at.isoformat()}
             response = client.post("/v1/assessments", json=body, headers=headers)
@@ -323,7 +332,25 @@ def main() -> None:
             verdicts[signup.group][result["verdict"]] += 1
             reasons[signup.group].update(reason["code"] for reason in result["reasons"])
             fraud_of[signup.group] = signup.fraud
+            judged.append((signup, result))
         dns.stop()
+        # The challenges are answered: farms fail them, people pass them.
+        for signup, result in judged:
+            if result["verdict"] == "challenge":
+                label = {"label": "fraud" if signup.fraud else "legitimate", "source": "challenge"}
+                answered = client.post(f"/v1/assessments/{result['id']}/feedback", json=label, headers=headers)
+                if answered.status_code != 201:
+                    raise SystemExit(f"{answered.status_code}: {answered.get_data(as_text=True)}")
+        started = time.perf_counter()
+        recorded = run_due(services.database, max_batches=100_000)
+        elapsed = time.perf_counter() - started
+        feed, cursor = [], None
+        while True:
+            page = client.get("/v1/revisions", query_string={"limit": 1000, **({"after": cursor} if cursor else {})}, headers=headers).get_json()
+            if not page["items"]:
+                break
+            feed += page["items"]
+            cursor = page["next_cursor"]
 
     print(f"{'group':<52}{'n':>5}{'allow':>8}{'chall.':>8}{'deny':>8}  top reasons")
     totals = {True: Counter(), False: Counter()}
@@ -338,6 +365,30 @@ def main() -> None:
           f"denied {honest['deny'] / sum(honest.values()):.1%}")
     print(f"campaign signups: {sum(fraud.values())}, stopped (challenge or deny) "
           f"{(fraud['challenge'] + fraud['deny']) / sum(fraud.values()):.1%}, denied {fraud['deny'] / sum(fraud.values()):.1%}")
+
+    # After the challenges were answered and the revisions run.
+    rank = {"allow": 0, "challenge": 1, "deny": 2}
+    current = {result["id"]: result["verdict"] for _, result in judged}
+    for item in feed:  # in feed order: the last revision of an assessment is its current verdict
+        current[item["assessment_id"]] = item["verdict"]
+    up = {item["assessment_id"] for item in feed if rank[item["verdict"]] > rank[item["previous_verdict"]]}
+    down = {item["assessment_id"] for item in feed if rank[item["verdict"]] < rank[item["previous_verdict"]]}
+    print(f"\nafter the challenges were answered: {recorded} revisions in {elapsed:.2f} s")
+    print(f"{'group':<52}{'n':>5}{'flagged at signup':>19}{'eventually':>12}{'revised up':>12}{'down':>6}")
+    summary = {True: Counter(), False: Counter()}
+    for group in sorted(verdicts, key=lambda g: (fraud_of[g], g)):
+        members = [result for signup, result in judged if signup.group == group]
+        at_signup = sum(result["verdict"] != "allow" for result in members)
+        eventually = sum(current[result["id"]] != "allow" for result in members)
+        raised = sum(result["id"] in up for result in members)
+        lowered = sum(result["id"] in down for result in members)
+        summary[fraud_of[group]].update(n=len(members), at_signup=at_signup, eventually=eventually, up=raised, down=lowered)
+        print(f"{group:<52}{len(members):>5}{at_signup / len(members):>19.0%}{eventually / len(members):>12.0%}{raised:>12}{lowered:>6}")
+    fraud_sum, honest_sum = summary[True], summary[False]
+    print(f"\ncampaign signups flagged at signup {fraud_sum['at_signup'] / fraud_sum['n']:.1%}, "
+          f"eventually {fraud_sum['eventually'] / fraud_sum['n']:.1%}")
+    print(f"honest signups revised up {honest_sum['up']} of {honest_sum['n']}; "
+          f"cleared by their own challenge {honest_sum['down']}; flagged eventually {honest_sum['eventually'] / honest_sum['n']:.1%}")
 
 
 if __name__ == "__main__":

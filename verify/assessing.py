@@ -29,6 +29,7 @@ from verify.intel.providers import Providers
 from verify.store.assessments import save_assessment
 from verify.store.history import first_seen, history_counts, reputation_evidence
 from verify.store.models import Assessment
+from verify.store.revisions import enqueue_clusters
 from verify.store.snapshots import Snapshots
 
 __all__ = ["Assessor", "Keys", "Signup"]
@@ -46,6 +47,7 @@ class Signup:
     device_id: str | None = None
     user_agent: str | None = None
     external_id: str | None = None
+    payment_fingerprint: str | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -201,6 +203,7 @@ class Assessor:
             "ip_network": keys.ip_network,
             "asn": keys.asn,
             "device": keys.device_id,
+            "payment": keys.payment_fingerprint,
         }
         return {
             "windows": spans,
@@ -228,7 +231,7 @@ class Assessor:
     ) -> Assessment:
         """Judge one signup and store it (uncommitted): the one function the API and the CLI call."""
         gathered = self.gather(signup)
-        keys = identity.signup_keys(gathered, device_id=signup.device_id)
+        keys = identity.signup_keys(gathered, device_id=signup.device_id, payment_fingerprint=signup.payment_fingerprint)
         snapshot = self.snapshots.current(session=session)
         matches = self.match_lists(gathered, keys, snapshot.lists, now=now)
         mx = self.mail_exchange(keys.email_domain, matches) if keys.email_domain else None
@@ -259,10 +262,13 @@ class Assessor:
             asn=keys.asn,
             country=signup.country,
             device_id=keys.device_id,
+            payment_fingerprint=keys.payment_fingerprint,
             user_agent=signup.user_agent,
             external_id=signup.external_id,
             metadata_=signup.metadata,
             reasons=[reason.as_dict() for reason in decision.reasons],
             signals=signals,
         )
-        return save_assessment(row, session=session)
+        save_assessment(row, session=session)
+        enqueue_clusters(row, snapshot.policy, session=session)
+        return row

@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from verify.intel.feeds import FORMATS
 from verify.intel.geoip_update import UpdateFailed, Updater, configured_editions
 from verify.periodic import Periodic, run_periodic
 from verify.progress import progress
+from verify.revising import pending_revision_jobs, run_due
 from verify.store import feeds as feed_store
 from verify.store import lengths
 
@@ -174,6 +176,23 @@ def feeds_sync(name: str | None, force: bool) -> None:
 
 # -- verify worker -------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class RevisionsRecorded:
+    count: int
+    failed: bool = False
+
+    def describe(self) -> str:
+        return f"revisions: {self.count} recorded"
+
+
+def revise(database, *, until_idle: bool) -> list[RevisionsRecorded]:
+    """One bounded round of queued re-judging (`--once`: until no job is left)."""
+    recorded = run_due(database)
+    while until_idle and pending_revision_jobs(database):
+        recorded += run_due(database)
+    return [RevisionsRecorded(recorded)] if recorded else []
+
+
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Run the due jobs once and exit (for tests and cron); status 1 if one failed.")
 @click.option("--poll", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Seconds between looks for due feeds.")
@@ -183,9 +202,10 @@ def feeds_sync(name: str | None, force: bool) -> None:
 )
 @with_appcontext
 def worker(once: bool, poll: float, delivery_poll: float) -> None:
-    """Background jobs: webhook deliveries and scheduled feed syncs (each feed at its own interval).
+    """Background jobs: webhook deliveries, revisions (re-judging in batches) and scheduled feed
+    syncs (each feed at its own interval).
 
-    Several workers may run against one database: each due feed and each due delivery is
+    Several workers may run against one database: each due delivery, revision job and feed is
     claimed by one of them. Stops cleanly on SIGTERM or SIGINT.
     """
     cli = _cli()
@@ -195,6 +215,7 @@ def worker(once: bool, poll: float, delivery_poll: float) -> None:
     deliverer = deliverer_for(services.settings, services.database)
     tasks = [
         Periodic("webhook deliveries", delivery_poll, lambda: deliver_until_idle(deliverer)),
+        Periodic("revisions", delivery_poll, lambda: revise(services.database, until_idle=once)),
         Periodic("feed syncs", poll, syncer.sync_due),
     ]
     stop = threading.Event()

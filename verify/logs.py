@@ -46,7 +46,7 @@ EMAIL = re.compile(rf"(?<!{_EMAIL_CHAR}){_EMAIL_CHAR}+@{_EMAIL_CHAR}+")
 EMAIL_FIELDS = frozenset({"email", "emails", "normalized", "canonical", "email_canonical", "local"})
 PHONE_FIELDS = frozenset({"phone", "phones", "phone_e164", "e164"})
 SENSITIVE_FIELDS = EMAIL_FIELDS | PHONE_FIELDS | frozenset({
-    "external_id", "user_agent", "device_id", "metadata", "api_key", "x_api_key", "secret", "key_secret",
+    "external_id", "user_agent", "device_id", "payment_fingerprint", "metadata", "api_key", "x_api_key", "secret", "key_secret",
     "password", "token", "authorization", "cookie", "set_cookie",
 })
 _NAMES = "|".join(sorted(SENSITIVE_FIELDS, key=len, reverse=True))

@@ -92,6 +92,17 @@ def _worker_exited(_server: Any, worker: Any) -> None:
     metrics.mark_process_dead(worker.pid)
 
 
+def _drain_revisions(worker: Any) -> None:
+    # The embedded default (SQLite) has no `verify worker` to start: each web worker drains the
+    # revision jobs in a daemon thread (claims serialise on the database's write lock). With
+    # PostgreSQL, run `verify worker` beside the instances instead.
+    from verify.revising import Drain
+
+    services = worker.wsgi.extensions["verify"]
+    if services.database.dialect == "sqlite":
+        worker.revision_drain = Drain(services.database).start()
+
+
 def metrics_directory() -> str:
     """A fresh directory for the workers' metric files, named in the environment before they fork."""
     directory = tempfile.mkdtemp(prefix="verify-metrics-")
@@ -156,6 +167,7 @@ def server_options(settings: Settings, *, host: str, port: int, workers: int) ->
         # ~/.gunicorn/gunicorn.ctl): two instances on one host shared it, and stopping one
         # removed it for the other. Nothing here uses it.
         "control_socket_disable": True,
+        "post_worker_init": _drain_revisions,
     }
     if settings.serve_deliveries:
         options.update(delivery_hooks(settings))

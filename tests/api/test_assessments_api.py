@@ -67,6 +67,7 @@ def test_stored_assessment_reads_back(client, assess_headers, admin_headers):
         assert response.status_code == 200
         stored = response.get_json()
         assert stored.pop("feedback") == []  # a read shows the feedback given since
+        assert (stored.pop("current_verdict"), stored.pop("revisions")) == (created["verdict"], [])  # and the revisions
         assert stored == created
 
 

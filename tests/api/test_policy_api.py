@@ -111,7 +111,8 @@ def test_simulating_the_current_policy_changes_nothing(client, admin_headers, as
     for email in ("bob@gmial.com", "admin@nullmx.org", "x@mailinator.com", "alice.johnson@gmail.com"):
         assess(client, assess_headers, email)
     body = client.post("/v1/policy/simulate", json=DEFAULT, headers=admin_headers).get_json()
-    assert body == {"evaluated": 4, "changed": 0, "transitions": {}, "examples": []}
+    assert body == {"evaluated": 4, "changed": 0, "transitions": {}, "examples": [],
+                    "revisions": {"evaluated": 0, "changed": 0, "transitions": {}}}
 
 
 def test_examples_are_capped_per_transition(client, admin_headers, assess_headers):

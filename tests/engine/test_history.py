@@ -159,7 +159,11 @@ def test_volume_with_a_young_domain_burst_still_only_challenges():
     "flag", ["is_hosting_provider", "is_public_proxy", "is_residential_proxy", "is_tor_exit_node"]
 )
 def test_volume_counts_in_full_on_a_flagged_network(flag):
-    assert judge(signals(ip={flag: True}, counts=BUSY), POLICY).verdict == "deny"
+    # In full, but still network evidence: with a clean identity it asks for a challenge at most
+    # (decide.network_ceiling); one identity reason beside it denies.
+    assert judge(signals(ip={flag: True}, counts=BUSY), POLICY).verdict == "challenge"
+    recycled = signals(ip={flag: True}, counts={**BUSY, "email_variants": {"long": 1}})
+    assert judge(recycled, POLICY).verdict == "deny"
 
 
 @pytest.mark.parametrize("value", ["unknown", False, None])

@@ -25,12 +25,14 @@ from verify.api.schemas import (
     parse_rfc3339,
     related_json,
 )
+from verify.api.revisions import revision_json
 from verify.assessing import Signup
 from verify.engine import identity
 from verify.engine.reasons import CATALOGUE
 from verify.errors import InvalidInput
 from verify.intel.providers import Providers
 from verify.store import lengths
+from verify.store.revisions import enqueue_feedback, revisions_of
 from verify.store.assessments import (
     AssessmentFilter,
     add_feedback,
@@ -97,7 +99,11 @@ def create():
 def read(assessment_id: str):
     session = db_session()
     row = get_assessment(assessment_id, session=session)
-    return assessment_json(row, feedback=feedback_for([row.id], session=session)[row.id])
+    shown = assessment_json(row, feedback=feedback_for([row.id], session=session)[row.id])
+    revised = revisions_of(row.id, session=session)
+    shown["current_verdict"] = revised[-1].verdict if revised else row.verdict
+    shown["revisions"] = [revision_json(revision) for revision in revised]
+    return shown
 
 
 # -- search ------------------------------------------------------------------------------
@@ -158,6 +164,11 @@ def search_filter(query: SearchIn, providers: Providers) -> AssessmentFilter:
             found["device_id"] = identity.device(query.device_id)
         except identity.IdentityInvalid as error:
             raise bad_query("device_id", str(error)) from None
+    if query.payment_fingerprint is not None:
+        try:
+            found["payment_fingerprint"] = identity.payment_fingerprint(query.payment_fingerprint)
+        except identity.IdentityInvalid as error:
+            raise bad_query("payment_fingerprint", str(error)) from None
     if query.reason is not None and query.reason not in CATALOGUE:
         raise bad_query("reason", "unknown reason code")
     found["reason"] = query.reason
@@ -183,10 +194,13 @@ def search():
 def give_feedback(assessment_id: str):
     body = parse(FeedbackIn, read_json())
     session = db_session()
-    stored = committed(
-        lambda: add_feedback(get_assessment(assessment_id, session=session), **body.model_dump(), actor=current_key().name, session=session),
-        session=session, conflict="the feedback collided with a concurrent change; retry",
-    )
+    def add_and_revise():
+        row = get_assessment(assessment_id, session=session)
+        stored = add_feedback(row, **body.model_dump(), actor=current_key().name, session=session)
+        enqueue_feedback(row, label=body.label, source=body.source, session=session)
+        return stored
+
+    stored = committed(add_and_revise, session=session, conflict="the feedback collided with a concurrent change; retry")
     return feedback_json(stored), 201
 
 

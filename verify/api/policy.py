@@ -13,11 +13,12 @@ from verify.api.context import db_session
 from verify.api.schemas import timestamp
 from verify.engine.policy import Policy, PolicyInvalid, parse_policy
 from verify.engine.reasons import default_points
-from verify.engine.simulation import StoredJudgement, simulate
+from verify.engine.simulation import StoredJudgement, StoredRevision, simulate, simulate_revisions
 from verify.errors import InvalidInput, Unavailable
 from verify.store.policy import add_policy_version, current_policy, recent_judgements
 from verify.store.models import PolicyVersion
 from verify.store.transactions import committed
+from verify.store.revisions import recent_revisions
 
 bp = Blueprint("policy", __name__, url_prefix="/v1/policy")
 
@@ -72,5 +73,9 @@ def replace():
 def simulation():
     query = parse_query(SimulateQuery)
     policy = proposed(read_json())
-    rows = recent_judgements(query.last, session=db_session())
-    return simulate((StoredJudgement(*row) for row in rows), policy)
+    session = db_session()
+    rows = recent_judgements(query.last, session=session)
+    result = simulate((StoredJudgement(*row) for row in rows), policy)
+    revised = recent_revisions(query.last, session=session)
+    result["revisions"] = simulate_revisions((StoredRevision(row.verdict, row.reasons, row.signals) for row in revised), policy)
+    return result

@@ -73,6 +73,7 @@ class SignupIn(BaseModel):
     user_agent: text(lengths.USER_AGENT) | None = None
     external_id: text(lengths.EXTERNAL_ID) | None = None
     occurred_at: datetime | None = None
+    payment_fingerprint: text(128) | None = None
     metadata: dict[str, Any] | None = None
 
     @field_validator("email")
@@ -83,6 +84,16 @@ class SignupIn(BaseModel):
         if len(identity.clean_text(value)) > lengths.EMAIL:
             raise ValueError(f"must be at most {lengths.EMAIL} characters in Unicode NFC")
         return value
+
+    @field_validator("payment_fingerprint")
+    @classmethod
+    def _payment_fingerprint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return identity.payment_fingerprint(value)
+        except identity.IdentityInvalid as error:  # the message never quotes the value
+            raise ValueError(str(error)) from None
 
     @field_validator("ip")
     @classmethod
@@ -149,6 +160,7 @@ def assessment_json(row: Assessment, *, feedback: list[Feedback] | None = None) 
             "device_id": row.device_id,
             "user_agent": row.user_agent,
             "external_id": row.external_id,
+            "payment_fingerprint": row.payment_fingerprint,
             "metadata": row.metadata_,
         },
     }
@@ -182,6 +194,7 @@ class SearchIn(BaseModel):
     ip: text(lengths.IP) | None = None
     phone: text(lengths.PHONE) | None = None
     device_id: text(lengths.DEVICE_ID) | None = None
+    payment_fingerprint: text(lengths.PAYMENT_FINGERPRINT) | None = None
     reason: text(64) | None = None
     since: datetime | None = None
     until: datetime | None = None

@@ -8,7 +8,7 @@ proposed policy can re-judge stored signals without touching the database.
 - `windows`: the length of each window in seconds (`short`, `medium`, `long`), `cap`: the
   largest count reported, `capped`: the `key.window` counts that reached the cap;
 - `keys`: the values counted (canonical email, domain, template, number block, network, ASN);
-- `counts`: earlier signups per key and window (`email_variants`, `phone` and `device` count
+- `counts`: earlier signups per key and window (`email_variants`, `phone`, `device` and `payment` count
   only signups of *other* mailboxes: a person retrying is not a farm);
 - `email_domain_first_seen_days`: age of the domain in this service's history (null: new);
 - `reputation`: per key, the decayed weight of fraud and legitimate evidence.
@@ -41,7 +41,8 @@ CORROBORATING_CODES = frozenset({
     "email.invalid", "email.disposable", "email.undeliverable", "email.random_local_part",
     "email.canonical_reuse",
     "phone.invalid", "phone.voip", "phone.premium_or_special", "phone.reuse", "phone.range_burst",
-    "device.reuse",
+    "device.reuse", "payment.reuse",
+    "cluster.fraud_label", "cluster.list_match", "cluster.limit",
     "ip.hosting", "ip.tor", "ip.public_proxy", "ip.residential_proxy", "ip.invalid_or_private",
     "list.deny", "list.challenge",
 })
@@ -205,6 +206,7 @@ def reuse_check(key: str, code: str, what: str):
 
 check_phone_reuse = reuse_check("phone", "phone.reuse", "this number")
 check_device_reuse = reuse_check("device", "device.reuse", "this device")
+check_payment_reuse = reuse_check("payment", "payment.reuse", "this payment method")
 
 
 def check_phone_range_burst(signals: Signals, policy: Any) -> Iterator[Finding]:
@@ -387,4 +389,5 @@ CHECKS = (
     reputation_check("asn"),
     check_device_reuse,
     reputation_check("device"),
+    check_payment_reuse,
 )

@@ -17,6 +17,7 @@ from typing import Any
 
 import phonenumbers
 import pycountry
+from stdnum import luhn
 
 from verify.engine.confusables import ascii_skeleton
 from verify.engine.email import EmailInvalid, looks_random, parse_email
@@ -358,6 +359,31 @@ def device(raw: str) -> str:
     return text
 
 
+MAX_PAYMENT_LENGTH = 128
+CARD_NUMBER = re.compile(r"[0-9]{13,19}")
+
+
+def looks_like_card_number(raw: str) -> bool:
+    """13 to 19 digits (spaces and dashes aside) that pass the Luhn check: a primary account number."""
+    digits = re.sub(r"[ \-]", "", raw)
+    return CARD_NUMBER.fullmatch(digits) is not None and luhn.is_valid(digits)
+
+
+def payment_fingerprint(raw: str) -> str:
+    """A payment processor's fingerprint of a card: NFC, trimmed, case kept (it is opaque); never a card number."""
+    text = clean_text(raw)
+    if not text:
+        raise IdentityInvalid("empty payment fingerprint")
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        raise IdentityInvalid("a payment fingerprint must not contain control characters")
+    if len(text) > MAX_PAYMENT_LENGTH:
+        raise IdentityInvalid(f"a payment fingerprint has at most {MAX_PAYMENT_LENGTH} characters")
+    # PCI DSS: a card number must never be stored; the processor's fingerprint stands for it.
+    if looks_like_card_number(text):
+        raise IdentityInvalid("this looks like a card number; send the payment processor's fingerprint of the card instead")
+    return text
+
+
 # -- the keys of one signup ---------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -374,9 +400,10 @@ class Keys:
     ip_network: str | None = None
     asn: int | None = None
     device_id: str | None = None
+    payment_fingerprint: str | None = None
 
 
-def signup_keys(signals: Mapping[str, Any], *, device_id: str | None) -> Keys:
+def signup_keys(signals: Mapping[str, Any], *, device_id: str | None, payment_fingerprint: str | None = None) -> Keys:
     """Derive every key from the gathered signals (pure: the one place keys are made)."""
     email, phone, ip = signals.get("email") or {}, signals.get("phone") or {}, signals.get("ip") or {}
     canonical = email.get("canonical") if email.get("valid") else None
@@ -393,4 +420,5 @@ def signup_keys(signals: Mapping[str, Any], *, device_id: str | None) -> Keys:
         ip_network=ip.get("network") if ip.get("provided") else None,
         asn=asn_number if isinstance(asn_number, int) and not isinstance(asn_number, bool) else None,
         device_id=device_id,
+        payment_fingerprint=payment_fingerprint,
     )

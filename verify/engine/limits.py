@@ -21,6 +21,7 @@ DEFAULT_LIMITS: dict[str, int] = {
     "email_canonical_reuse": 1,  # earlier signups of the same mailbox under another spelling
     "phone_reuse": 1,  # earlier signups with this number for another mailbox
     "device_reuse": 3,  # earlier signups on this device for other mailboxes (a family shares a laptop)
+    "payment_reuse": 2,  # earlier signups paid by this card for other mailboxes (a couple shares one)
     # consecutive numbers: earlier signups from other numbers of one 1000-number block
     "phone_block_short": 3,
     "phone_block_medium": 5,
@@ -47,6 +48,13 @@ DEFAULT_LIMITS: dict[str, int] = {
     "reputation_feedback_weight": 3,  # one feedback outweighs this many verdicts
     "reputation_min_fraud": 3,  # decayed fraud evidence a key needs before its record counts
     "reputation_fraud_percent": 50,  # share of the evidence that is fraud
+    # revisions (engine/revisions.py): mailboxes on one key at which its earlier members are
+    # re-judged (well above the reuse limits: a family of four on one laptop is no cluster)
+    "cluster_email": 3,
+    "cluster_phone": 3,
+    "cluster_device": 8,
+    "cluster_payment": 5,
+    "revision_lookback_days": 30,  # how far back a fraud label or a new deny-list entry re-judges
 }
 
 # name -> (lowest, highest) value a policy may set.
@@ -58,6 +66,7 @@ LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "email_canonical_reuse": (1, 1_000),
     "phone_reuse": (1, 1_000),
     "device_reuse": (1, 1_000),
+    "payment_reuse": (1, 1_000),
     "phone_block_short": (1, 100_000),
     "phone_block_medium": (1, 100_000),
     "phone_block_long": (1, 100_000),
@@ -80,4 +89,9 @@ LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "reputation_feedback_weight": (1, 100),
     "reputation_min_fraud": (1, 100_000),
     "reputation_fraud_percent": (1, 100),
+    "cluster_email": (2, 100_000),
+    "cluster_phone": (2, 100_000),
+    "cluster_device": (2, 100_000),
+    "cluster_payment": (2, 100_000),
+    "revision_lookback_days": (1, 365),
 }

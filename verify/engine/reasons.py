@@ -52,6 +52,12 @@ CATALOGUE: dict[str, ReasonSpec] = {
     # device
     "device.reuse": ReasonSpec(50, "The same device signed up before."),
     "device.reputation": ReasonSpec(50, "The device has a record of fraud in stored verdicts and feedback."),
+    # payment
+    "payment.reuse": ReasonSpec(50, "The same payment method (its processor fingerprint) signed up other mailboxes before."),
+    # cluster: later evidence, in revisions only (engine/revisions.py)
+    "cluster.fraud_label": ReasonSpec(80, "A person labelled a linked assessment as fraud after this one was judged."),
+    "cluster.list_match": ReasonSpec(100, "A deny-list entry added after this assessment was judged matches it."),
+    "cluster.limit": ReasonSpec(50, "A key of this assessment went on to sign up more mailboxes than the policy allows."),
     # lists
     "list.deny": ReasonSpec(100, "A value is on a deny list."),
     "list.challenge": ReasonSpec(40, "A value is on a challenge list."),

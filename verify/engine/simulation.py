@@ -10,6 +10,7 @@ from typing import Any
 from verify.engine.decide import judge
 from verify.engine.models import Signals
 from verify.engine.policy import Policy
+from verify.engine.revisions import rejudge_with_reasons
 
 EXAMPLES_PER_TRANSITION = 5
 
@@ -54,3 +55,24 @@ def simulate(
         "transitions": dict(sorted(transitions.items())),
         "examples": [example for name in sorted(examples) for example in examples[name]],
     }
+
+
+@dataclass(frozen=True)
+class StoredRevision:
+    """A recorded revision and the signals of the assessment it revised."""
+
+    verdict: str
+    reasons: list[dict[str, Any]]
+    signals: Signals
+
+
+def simulate_revisions(stored: Iterable[StoredRevision], policy: Policy) -> dict[str, Any]:
+    """Compare each recorded revision's verdict with the one `policy` gives its signals and evidence."""
+    evaluated = 0
+    transitions: Counter[str] = Counter()
+    for row in stored:
+        evaluated += 1
+        verdict = rejudge_with_reasons(row.signals, row.reasons, policy)
+        if verdict != row.verdict:
+            transitions[f"{row.verdict}->{verdict}"] += 1
+    return {"evaluated": evaluated, "changed": sum(transitions.values()), "transitions": dict(sorted(transitions.items()))}

@@ -14,6 +14,7 @@ from verify.errors import Conflict, NotFound
 from verify.store.models import Assessment, Feedback, utcnow
 from verify.store.webhooks import delete_deliveries_about
 from verify.store.transactions import committed
+from verify.store.revisions import delete_revisions_of
 
 ASSESSMENT = Assessment.__table__.c
 
@@ -133,8 +134,9 @@ def assessment_ids_of_person(
 
 
 def delete_assessments(ids: list[str], *, session: Session) -> tuple[int, int]:
-    """Delete these assessments, their feedback and the webhook deliveries about them; return
-    (assessments, feedback) deleted."""
+    """Delete these assessments, their feedback, their revisions and the webhook deliveries about
+    them; return (assessments, feedback) deleted."""
+    delete_revisions_of(ids, session=session)
     assessments = feedback = 0
     delete_deliveries_about(ids, session=session)
     for start in range(0, len(ids), 500):
@@ -157,6 +159,7 @@ class AssessmentFilter:
     ip_networks: tuple[str, ...] | None = None
     phone_e164: str | None = None
     device_id: str | None = None
+    payment_fingerprint: str | None = None
     reason: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -177,6 +180,7 @@ def search_assessments(
         "email_domain": filters.email_domain,
         "phone_e164": filters.phone_e164,
         "device_id": filters.device_id,
+        "payment_fingerprint": filters.payment_fingerprint,
     }
     for name, value in equal.items():
         if value is not None:
@@ -208,6 +212,7 @@ RELATED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("email_canonical", "email_canonical"),
     ("phone", "phone_e164"),
     ("device_id", "device_id"),
+    ("payment_fingerprint", "payment_fingerprint"),
     ("ip", "ip"),
     ("ip_network", "ip_network"),
     ("email_domain", "email_domain"),

@@ -22,6 +22,6 @@ def bootstrap(
     created = {row.name: row for row in ensure_builtin_lists(session=session)}
     if DISPOSABLE_LIST in created:
         values, source = disposable() if callable(disposable) else disposable
-        insert_entries(created[DISPOSABLE_LIST], values, source=source, session=session)
+        insert_entries(created[DISPOSABLE_LIST], values, source=source, revise=False, session=session)
     if current_policy(session=session) is None:
         add_policy_version(default_policy, actor="system", session=session)

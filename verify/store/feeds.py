@@ -19,6 +19,7 @@ from verify.store.list_changes import Added, log_list_changes
 from verify.store.lists import get_list
 from verify.store.models import utcnow
 from verify.store.models import ListDef, ListEntry, utc_column
+from verify.store.revisions import enqueue_list_entries
 
 SOURCE_PREFIX = "feed:"
 AUDIT_VALUES_LIMIT = 20
@@ -215,6 +216,7 @@ def replace_source_entries(
             {"list_id": list_def.id, "value": value, "reason": None, "source": source, "expires_at": None, "created_at": now}
             for value in new[start:start + _CHUNK * 10]
         ])
+    enqueue_list_entries(list_def, new, session=session)  # a deny feed's new entries re-judge what they match
     if new or removed:
         _list_changed(list_def, added=[(value, None, None) for value in new], removed=removed, session=session)
         changed = {"added_values": sorted(new), "removed_values": removed} if len(new) + len(removed) <= AUDIT_VALUES_LIMIT else {}

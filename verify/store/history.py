@@ -33,7 +33,7 @@ def _earlier(conditions: list, *, start: Any, end: Any, cap: int, distinct: str 
 
 
 # A phone or device is counted by the other mailboxes it signed up, a block by its other numbers.
-DISTINCT_COUNTS = {"phone": "email_canonical", "device": "email_canonical", "phone_block": "phone_e164"}
+DISTINCT_COUNTS = {"phone": "email_canonical", "device": "email_canonical", "payment": "email_canonical", "phone_block": "phone_e164"}
 
 
 def _param(name: str):
@@ -70,6 +70,10 @@ HISTORY_KEYS: dict[str, tuple[list, tuple[str, ...]]] = {
         [ASSESSMENT.device_id == _param("device_id"), sa.func.coalesce(ASSESSMENT.email_canonical, "") != _param("other_mailbox")],
         ("device_id",),
     ),
+    "payment": (
+        [ASSESSMENT.payment_fingerprint == _param("payment_fingerprint"), sa.func.coalesce(ASSESSMENT.email_canonical, "") != _param("other_mailbox")],
+        ("payment_fingerprint",),
+    ),
 }
 WINDOW_NAMES = ("short", "medium", "long")
 
@@ -104,7 +108,7 @@ def history_counts(
     names = tuple(name for name, (_, needs) in HISTORY_KEYS.items() if all(keys.get(need) is not None for need in needs if need != "email"))
     if not names:
         return {}
-    params: dict[str, Any] = {column: keys.get(column) for column in ("email_canonical", "email_domain", "local_template", "phone_e164", "phone_block", "ip", "ip_network", "asn", "device_id")}
+    params: dict[str, Any] = {column: keys.get(column) for column in ("email_canonical", "email_domain", "local_template", "phone_e164", "phone_block", "ip", "ip_network", "asn", "device_id", "payment_fingerprint")}
     params.update(
         email=email,
         other_mailbox=keys.get("email_canonical") or "",

@@ -8,7 +8,7 @@ not enforce lengths) and on PostgreSQL (which does) alike.
 
 from __future__ import annotations
 
-from verify.engine.identity import MAX_DEVICE_LENGTH
+from verify.engine.identity import MAX_DEVICE_LENGTH, MAX_PAYMENT_LENGTH
 
 # RFC 5321 4.5.3.1: a 64-octet local part, "@" and a 255-octet domain. Stored as sent when it is
 # no address (then NFC may lengthen it, which the schema checks too).
@@ -19,6 +19,7 @@ IP = 64  # the longest address text is 45 characters; the rest is room for what 
 DEVICE_ID = MAX_DEVICE_LENGTH  # the device normaliser's own limit
 USER_AGENT = 1024
 EXTERNAL_ID = 256
+PAYMENT_FINGERPRINT = MAX_PAYMENT_LENGTH  # a token or hash from the payment provider, never a card number
 IDEMPOTENCY_KEY = 255
 NOTE = 1000
 KEY_NAME = 100  # an API key's name, also stored as the actor of what the key does

@@ -18,6 +18,7 @@ from verify.errors import Conflict, NotFound
 from verify.store.audit import record_audit
 from verify.store.list_changes import Added, log_list_changes
 from verify.store.models import ListDef, ListEntry, utcnow
+from verify.store.revisions import enqueue_list_entries
 
 # name, kind, action, description: created empty on first start (disposable-domains is seeded).
 BUILTIN_LISTS: tuple[tuple[str, str, str, str], ...] = (
@@ -84,9 +85,14 @@ def insert_entries(
     source: str,
     reason: str | None = None,
     expires_at: datetime | None = None,
+    revise: bool = True,
     session: Session,
 ) -> tuple[int, int]:
-    """Add normalised values that the list does not hold yet; return (added, existing)."""
+    """Add normalised values that the list does not hold yet; return (added, existing).
+
+    New values of a deny list queue the re-judging of the stored assessments they match
+    (`revise`; not for the seed of a new database, which has nothing to re-judge).
+    """
     wanted = list(dict.fromkeys(values))
     present = set()
     for chunk_start in range(0, len(wanted), 500):
@@ -103,6 +109,8 @@ def insert_entries(
     if rows:
         session.execute(sa.insert(ListEntry), rows)
         _changed(list_def, added=[(row["value"], reason, expires_at) for row in rows], removed=[], session=session)
+        if revise:
+            enqueue_list_entries(list_def, [row["value"] for row in rows], session=session)
     return len(rows), len(present)
 
 
@@ -256,6 +264,7 @@ def replace_list_entries(
             for value in new
         ]
         session.execute(sa.insert(ListEntry), rows)
+        enqueue_list_entries(list_def, new, session=session)
     if new or removed:
         _changed(list_def, added=[(value, reason, None) for value in new], removed=removed, session=session)
         changed = sorted(new) + sorted(removed)

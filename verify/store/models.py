@@ -58,6 +58,7 @@ class Assessment(SQLModel, table=True):
         sa.Index("ix_assessments_ip_network_at", "ip_network", "occurred_at"),
         sa.Index("ix_assessments_asn_at", "asn", "occurred_at"),
         sa.Index("ix_assessments_device_at", "device_id", "occurred_at"),
+        sa.Index("ix_assessments_payment_at", "payment_fingerprint", "occurred_at"),
     )
 
     seq: int | None = Field(default=None, primary_key=True)
@@ -82,6 +83,7 @@ class Assessment(SQLModel, table=True):
     asn: int | None = Field(default=None, sa_type=sa.BigInteger)
     country: str | None = Field(default=None, max_length=2)
     device_id: str | None = Field(default=None, max_length=lengths.DEVICE_ID)
+    payment_fingerprint: str | None = Field(default=None, max_length=lengths.PAYMENT_FINGERPRINT)
     user_agent: str | None = Field(default=None, max_length=lengths.USER_AGENT)
     external_id: str | None = Field(default=None, max_length=lengths.EXTERNAL_ID, index=True)
     metadata_: dict | None = Field(default=None, sa_column=sa.Column("metadata", sa.JSON))
@@ -101,6 +103,43 @@ class Feedback(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=lengths.NOTE)
     actor: str | None = Field(default=None, max_length=lengths.KEY_NAME)
     created_at: datetime = utc_column()
+
+
+class Revision(SQLModel, table=True):
+    """A later verdict on a stored assessment, caused by evidence that arrived after it; the assessment stays as judged."""
+
+    __tablename__ = "revisions"
+
+    # The feed's order: allocated under the `revision_sequence` stamp's row lock, so that a
+    # sequence is never visible before a smaller one (see store/revisions.py).
+    sequence: int = Field(primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False})
+    id: str = Field(max_length=40, unique=True)
+    assessment_id: str = Field(max_length=40, index=True)
+    external_id: str | None = Field(default=None, max_length=256)
+    previous_verdict: str = Field(max_length=10)
+    verdict: str = Field(max_length=10)
+    reasons: list = Field(default_factory=list, sa_type=sa.JSON)
+    cause_kind: str = Field(max_length=16)
+    cause_ref: str = Field(max_length=400)
+    created_at: datetime = utc_column()
+
+
+class RevisionJob(SQLModel, table=True):
+    """Re-judging work queued with the evidence that causes it, done in batches by `verify worker`."""
+
+    __tablename__ = "revision_jobs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    cause_kind: str = Field(max_length=16)
+    cause_ref: str = Field(max_length=400)
+    # The assessment whose evidence this is (erasure removes its jobs), if any.
+    source_id: str | None = Field(default=None, max_length=40, index=True)
+    # What to re-judge: links (column, values, window) and the finding to add; see engine/revisions.py.
+    payload: dict = Field(default_factory=dict, sa_type=sa.JSON)
+    after_seq: int = Field(default=0, sa_type=sa.BigInteger)  # the last seq done on its current link (payload["position"] has all)
+    attempts: int = 0
+    created_at: datetime = utc_column()
+    done_at: datetime | None = utc_column(nullable=True, index=True)
 
 
 class ApiKey(SQLModel, table=True):

@@ -1,7 +1,7 @@
 """webhooks: endpoints and their deliveries
 
 Revision ID: 0006_webhooks
-Revises: 0004_list_changes
+Revises: 0005_campaign
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ import verify.store.models
 
 
 revision = "0006_webhooks"
-down_revision = "0004_list_changes"
+down_revision = "0005_campaign"
 branch_labels = None
 depends_on = None
 
