@@ -174,3 +174,21 @@ def test_erasure_removes_the_deliveries_about_the_person(client, admin_headers, 
     Deliverer(database=services.database, timeout=2).deliver_due()
     assert receiver.ids() == [left["id"]]
     assert b"user-9" not in b"".join(r.body for r in receiver.received)
+
+
+def test_every_revision_reaches_the_receiver_signed_and_equal_to_the_feed(client, admin_headers, assess_headers, services, receiver):
+    from tests.support.history_traffic import post
+    from verify import revising
+
+    endpoint = register(client, admin_headers, receiver.url(), events=["revision.created"])
+    members = [post(client, assess_headers, f"{name}@gmail.com", n, device_id="farm-7") for n, name in enumerate(["ann.ames", "bo.berg", "cy.cole"])]
+    assert client.post(f"/v1/assessments/{members[0]['id']}/feedback", json={"label": "fraud"}, headers=admin_headers).status_code == 201
+    assert revising.run_due(services.database) > 0
+
+    feed = client.get("/v1/revisions", headers=assess_headers).get_json()["items"]
+    assert {item["assessment_id"] for item in feed} >= {member["id"] for member in members[1:]}
+    outcomes = Deliverer(database=services.database, timeout=2).deliver_due()
+    assert [o.status for o in outcomes] == ["succeeded"] * len(feed)
+    events = [Webhook(endpoint["secret"]).verify(r.body, r.headers) for r in receiver.received]
+    assert {e["type"] for e in events} == {"revision.created"}
+    assert sorted((e["data"] for e in events), key=lambda d: d["sequence"]) == feed

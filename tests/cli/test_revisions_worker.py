@@ -37,9 +37,9 @@ def test_the_worker_records_queued_revisions(run, services, client, assess_heade
     assert revised(services) == []  # the label only queued the work
     result = run("worker", "--once")
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "revisions: 2 recorded"
+    assert result.stdout.strip() == "revisions: 2 recorded"
     assert sorted(revised(services)) == sorted(ids)
-    assert run("worker", "--once").output == ""
+    assert run("worker", "--once").stdout == ""
 
 
 def test_a_serve_worker_on_sqlite_drains_in_a_thread(app, services, client, assess_headers, admin_headers, monkeypatch):
