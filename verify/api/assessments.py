@@ -97,7 +97,7 @@ def create():
 
 
 @bp.get("/<assessment_id>")
-@requires_scope("assess", "admin")
+@requires_scope("assess", "admin", "review")
 def read(assessment_id: str):
     session = db_session()
     row = get_assessment(assessment_id, session=session)
@@ -169,7 +169,7 @@ def search_filter(query: SearchIn, providers: Providers) -> AssessmentFilter:
 
 
 @bp.get("")
-@requires_scope("admin")
+@requires_scope("admin", "review")
 def search():
     query = parse_query(SearchIn)
     filters = search_filter(query, services().assessor.providers)
@@ -183,7 +183,7 @@ def search():
 # -- feedback and clusters ---------------------------------------------------------------
 
 @bp.post("/<assessment_id>/feedback")
-@requires_scope("assess", "admin")
+@requires_scope("assess", "admin", "review")
 def give_feedback(assessment_id: str):
     body = parse(FeedbackIn, read_json())
     session = db_session()
@@ -194,7 +194,7 @@ def give_feedback(assessment_id: str):
 
 
 @bp.get("/<assessment_id>/related")
-@requires_scope("admin")
+@requires_scope("admin", "review")
 def related(assessment_id: str):
     query = parse_query(RelatedIn)
     session = db_session()

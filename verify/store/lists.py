@@ -184,15 +184,10 @@ def add_list_entries(
     expires_at: datetime | None = None,
     session: Session,
 ) -> tuple[int, int]:
-    """Add normalised values; return (added, existing). Values already on the list are left as they are."""
-    lock_list(list_def, session=session)
-    added, existing = insert_entries(list_def, values, source=source, reason=reason, expires_at=expires_at, session=session)
-    if added:
-        _audit_list_change(
-            actor, "list.add", list_def, {"added": added, "existing": existing}, list(dict.fromkeys(values)),
-            session=session, source=source,
-        )
-    return added, existing
+    """Add normalised values; return (added, updated). A value already on the list takes the new reason, expiry and source."""
+    return import_list_entries(
+        list_def, [(value, reason, expires_at) for value in values], source=source, actor=actor, action="list.add", session=session
+    )
 
 
 def import_list_entries(
@@ -201,29 +196,78 @@ def import_list_entries(
     *,
     source: str,
     actor: str,
+    action: str = "list.import",
     session: Session,
 ) -> tuple[int, int]:
-    """Add (value, reason, expires_at) rows, as from a CSV file; return (added, existing)."""
+    """Add (value, reason, expires_at) rows, as from a CSV file; return (added, updated).
+
+    The first row of a value decides its reason and expiry; values already on the list take
+    them, and `source`, when any of the three differs ("updated").
+    """
     lock_list(list_def, session=session)
-    groups: dict[tuple[str | None, datetime | None], list[str]] = {}
-    seen: set[str] = set()
+    wanted: dict[str, tuple[str | None, datetime | None]] = {}
     for value, reason, expires_at in entries:
-        if value not in seen:  # the first row of a value decides its reason and expiry
-            seen.add(value)
-            groups.setdefault((reason, expires_at), []).append(value)
-    added = existing = 0
-    for (reason, expires_at), values in groups.items():
-        group_added, group_existing = insert_entries(
-            list_def, values, source=source, reason=reason, expires_at=expires_at, session=session
+        wanted.setdefault(value, (reason, expires_at))
+    present = _present_entries(list_def, list(wanted), session=session)
+    now = utcnow()
+    new = [
+        {"list_id": list_def.id, "value": value, "reason": reason, "source": source, "expires_at": expires_at, "created_at": now}
+        for value, (reason, expires_at) in wanted.items()
+        if value not in present
+    ]
+    changed = [
+        {"entry_id": present[value].id, "new_reason": reason, "new_source": source, "new_expires_at": expires_at}
+        for value, (reason, expires_at) in wanted.items()
+        if value in present and (present[value].reason, present[value].expires_at, present[value].source) != (reason, expires_at, source)
+    ]
+    if new:
+        session.execute(sa.insert(ListEntry), new)
+    if changed:
+        session.execute(
+            sa.update(ListEntry.__table__).where(ListEntry.__table__.c.id == sa.bindparam("entry_id"))
+            .values(reason=sa.bindparam("new_reason"), source=sa.bindparam("new_source"), expires_at=sa.bindparam("new_expires_at")),
+            changed,
         )
-        added, existing = added + group_added, existing + group_existing
-    if added:
-        values = [value for value, _, _ in entries]
+    if new or changed:
+        _changed(list_def, session=session)
         _audit_list_change(
-            actor, "list.import", list_def, {"added": added, "existing": existing}, list(dict.fromkeys(values)),
-            session=session, source=source,
+            actor, action, list_def, {"added": len(new), "updated": len(changed)}, list(wanted), session=session, source=source
         )
-    return added, existing
+    return len(new), len(changed)
+
+
+def _present_entries(list_def: ListDef, values: list[str], *, session: Session) -> dict[str, ListEntry]:
+    present: dict[str, ListEntry] = {}
+    for start in range(0, len(values), _CHUNK):
+        rows = session.exec(
+            select(ListEntry).where(ListEntry.list_id == list_def.id, col(ListEntry.value).in_(values[start:start + _CHUNK]))
+        )
+        present.update((row.value, row) for row in rows)
+    return present
+
+
+def preview_list_entries(list_def: ListDef, values: list[str], *, session: Session) -> tuple[list[str], list[str]]:
+    """What adding normalised values would do, changing nothing: (new values, values already on the list)."""
+    unique = list(dict.fromkeys(values))
+    present = _present_entries(list_def, unique, session=session)
+    return [value for value in unique if value not in present], [value for value in unique if value in present]
+
+
+def delete_list(list_def: ListDef, *, actor: str, session: Session) -> None:
+    """Delete a custom list and its entries; Conflict for a built-in list or one a feed fills."""
+    from verify.store.feeds import Feed  # feeds import this module: a top-level import would be circular
+
+    if list_def.builtin:
+        raise Conflict(f"{list_def.name!r} is a built-in list; it can be emptied but not deleted")
+    feeds = list(session.exec(select(Feed.name).where(Feed.list_id == list_def.id)))
+    if feeds:
+        raise Conflict(f"the feed(s) {', '.join(sorted(feeds))} fill {list_def.name!r}; remove them first")
+    lock_list(list_def, session=session)
+    count = count_entries(list_def, session=session)
+    session.execute(sa.delete(ListEntry).where(ListEntry.list_id == list_def.id))
+    session.delete(list_def)
+    bump_stamp(LISTS_STAMP, session=session)
+    record_audit(actor, "list.delete", target=list_def.name, detail={"list": list_def.name, "removed": count}, session=session)
 
 
 def _delete_ids(ids: list[int], *, session: Session) -> None:
@@ -292,6 +336,17 @@ def stream_values(list_def: ListDef, *, session: Session) -> Iterator[str]:
     """Every value of a list, in order, streamed."""
     query = select(ListEntry.value).where(ListEntry.list_id == list_def.id).order_by(ListEntry.value)
     yield from session.execute(query.execution_options(yield_per=2000)).scalars()
+
+
+def stream_entries(list_def: ListDef, *, session: Session) -> Iterator[tuple[str, str | None, datetime | None, str]]:
+    """Every entry of a list as (value, reason, expires_at, source), in order of value, streamed."""
+    query = (
+        select(ListEntry.value, ListEntry.reason, ListEntry.expires_at, ListEntry.source)
+        .where(ListEntry.list_id == list_def.id)
+        .order_by(ListEntry.value)
+    )
+    for row in session.execute(query.execution_options(yield_per=2000)):
+        yield tuple(row)
 
 
 def refresh_package_entries(
