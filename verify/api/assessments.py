@@ -30,6 +30,7 @@ from verify.engine import identity
 from verify.engine.reasons import CATALOGUE
 from verify.errors import Conflict, InvalidInput
 from verify.intel.providers import Providers
+from verify.store.models import Assessment
 from verify.store.assessments import (
     AssessmentFilter,
     add_feedback,
@@ -193,15 +194,19 @@ def give_feedback(assessment_id: str):
     return feedback_json(stored), 201
 
 
+def cluster_skip(row: Assessment, providers: Providers) -> tuple[str, ...]:
+    """Keys that make no cluster: a free-mail or relay domain is shared by millions of strangers."""
+    domain = row.email_domain or ""
+    return ("email_domain",) if providers.is_free(domain) or providers.is_relay(domain) or domain in providers.rules else ()
+
+
 @bp.get("/<assessment_id>/related")
 @requires_scope("admin", "review")
 def related(assessment_id: str):
     query = parse_query(RelatedIn)
     session = db_session()
     row = get_assessment(assessment_id, session=session)
-    providers = services().assessor.providers
-    # A free-mail or relay domain is shared by millions of strangers: not a cluster.
-    domain = row.email_domain or ""
-    skip = ("email_domain",) if providers.is_free(domain) or providers.is_relay(domain) or domain in providers.rules else ()
-    groups = related_assessments(row, limit=query.limit, count_cap=RELATED_COUNT_CAP, skip=skip, session=session)
+    groups = related_assessments(
+        row, limit=query.limit, count_cap=RELATED_COUNT_CAP, skip=cluster_skip(row, services().assessor.providers), session=session
+    )
     return related_json(row.id, groups)

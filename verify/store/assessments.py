@@ -125,6 +125,7 @@ class AssessmentFilter:
     """Already-normalised search filters; None means any."""
 
     verdict: str | None = None
+    verdicts: tuple[str, ...] | None = None
     email_canonical: str | None = None
     email_domain: str | None = None
     ips: tuple[str, ...] | None = None
@@ -155,6 +156,8 @@ def search_assessments(
     for name, value in equal.items():
         if value is not None:
             query = query.where(ASSESSMENT[name] == value)
+    if filters.verdicts is not None:
+        query = query.where(col(Assessment.verdict).in_(filters.verdicts))
     if filters.ips is not None:
         query = query.where(col(Assessment.ip).in_(filters.ips))
     if filters.ip_networks is not None:

@@ -385,3 +385,14 @@ def refresh_package_entries(
             session=session, source=source,
         )
     return len(new), len(removed)
+
+
+def source_counts(list_def: ListDef, *, session: Session) -> list[tuple[str, int]]:
+    """The provenance of a list's entries: how many came from each source, largest first."""
+    rows = session.execute(
+        select(ListEntry.source, sa.func.count())
+        .where(ListEntry.list_id == list_def.id)
+        .group_by(ListEntry.source)
+        .order_by(sa.func.count().desc(), ListEntry.source)
+    )
+    return [(source, int(count)) for source, count in rows]
