@@ -8,6 +8,7 @@ also save the screenshots shown in the README (docs/console/).
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -56,9 +57,10 @@ def text(driver) -> str:
 
 def burst(app, secret: str, count: int = 4) -> list[dict]:
     """A campaign: throwaway mailboxes from one device and one network, minutes apart."""
+    start = datetime.now(timezone.utc) - timedelta(hours=count)
     return [
         assess(app, secret, email=f"farm{i}@mailinator.com", ip=f"203.0.113.{10 + i}", device_id="farm-device-1",
-               occurred_at=f"2026-01-31T10:0{i}:00Z")
+               occurred_at=(start + timedelta(hours=i)).isoformat())
         for i in range(count)
     ]
 
@@ -68,6 +70,7 @@ def test_an_investigation_from_queue_to_audit(web, app, people):
     signups = burst(app, people["backend"])
     assess(app, people["backend"], email="carol@example-mail.com", ip="198.51.100.20")
     sign_in(driver, base, people["alice"])
+    assert "deny 4" in driver.find_element(By.CSS_SELECTOR, ".totals").text
     shot(driver, "overview")
 
     # The queue shows the burst; open the newest signup.
