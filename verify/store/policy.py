@@ -34,8 +34,11 @@ def policy_versions(*, session: Session) -> list[PolicyVersion]:
     return list(session.exec(select(PolicyVersion).order_by(col(PolicyVersion.version).desc())))
 
 
+MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL; a larger number names no version
+
+
 def get_policy_version(version: int, *, session: Session) -> PolicyVersion:
-    row = session.get(PolicyVersion, version)
+    row = session.get(PolicyVersion, version) if 1 <= version <= MAX_VERSION else None
     if row is None:
         raise NotFound(f"no policy version {version}")
     return row
