@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import bearer
 from tests.support.contract import ContractClient
 from verify.app import create_app
+from verify.store.feeds import add_feed
 from verify.store.keys import create_api_key
 
 
@@ -435,3 +436,13 @@ def test_a_csv_upload_keeps_each_rows_reason_and_expiry(client, admin_headers):
     assert upload(client, admin_headers, "blocked-domains", "x.example\n", "text/plain", expires_at="yesterday").status_code == 422
     assert upload(client, admin_headers, "blocked-domains", "x.example\n", "text/plain", colour="red").status_code == 422
     assert upload(client, admin_headers, "blocked-domains", "x.example\n", "application/xml").status_code == 415
+
+
+def test_a_list_that_a_feed_fills_cannot_be_deleted(client, admin_headers, services):
+    client.post("/v1/lists", json={"name": "tor-exits", "kind": "ip", "action": "challenge"}, headers=admin_headers)
+    with services.database.transaction() as session:
+        add_feed("tor", url="https://example.invalid/tor.txt", list_name="tor-exits", feed_format="lines",
+                 interval=timedelta(hours=1), actor="cli", session=session)
+    refused = client.delete("/v1/lists/tor-exits", headers=admin_headers)
+    assert refused.status_code == 409 and "tor" in refused.get_json()["detail"]
+    assert "tor-exits" in lists_by_name(client, admin_headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from flask import flash, redirect, render_template, request, url_for
@@ -15,7 +16,7 @@ from verify.console.blueprint import bp
 from verify.engine.list_values import ValueInvalid, normaliser
 from verify.engine.reasons import CATALOGUE
 from verify.errors import Conflict, InvalidInput
-from verify.store.assessments import add_feedback, feedback_for, get_assessment, related_assessments, search_assessments
+from verify.store.assessments import AssessmentFilter, add_feedback, feedback_for, get_assessment, related_assessments, search_assessments
 from verify.store.audit import record_audit
 from verify.store.lists import add_list_entries, get_list
 
@@ -32,7 +33,7 @@ BLOCKS = {
 EXPIRIES = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90), "never": None}
 
 
-def queue_filters() -> tuple[dict, object, str | None]:
+def queue_filters() -> tuple[dict, AssessmentFilter | None, str | None]:
     """The queue's form values, the store filter they make, and a problem to show (or None)."""
     form = {name: request.args.get(name, "").strip() for name in ("verdict", "reason", "since", "until", "domain", "network", "device")}
     form["verdict"] = form["verdict"] if form["verdict"] in QUEUE_VERDICTS else "open"
@@ -46,7 +47,7 @@ def queue_filters() -> tuple[dict, object, str | None]:
         return form, None, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
     except InvalidInput as error:
         return form, None, error.detail
-    return form, filters.__class__(**{**filters.__dict__, "verdicts": QUEUE_VERDICTS[form["verdict"]]}), None
+    return form, replace(filters, verdicts=QUEUE_VERDICTS[form["verdict"]]), None
 
 
 @bp.get("/queue")
