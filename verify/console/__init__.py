@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from flask import Flask
@@ -11,17 +10,17 @@ from verify.console.blueprint import CONTENT_SECURITY_POLICY, bp
 from verify.console import assessments, auth, lists, overview, policy, trail  # noqa: F401  (they add their routes to bp)
 from verify.settings import Settings
 
-log = logging.getLogger("verify.console")
-
 __all__ = ["CONTENT_SECURITY_POLICY", "init_app"]
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Sign sessions with VERIFY_SECRET_KEY; without one the console answers 503 and the API runs as before."""
+    """Sign sessions with VERIFY_SECRET_KEY; without one the console answers 503 (saying why) and the API runs as before.
+
+    A key generated per process would sign differently on each worker, so sessions would end
+    at random: no key, no console.
+    """
     if settings.secret_key:
         app.secret_key = settings.secret_key
-    else:
-        log.warning("VERIFY_SECRET_KEY is not set: the console at /console/ is off")
     app.config.update(
         SESSION_COOKIE_NAME="verify_console",
         SESSION_COOKIE_HTTPONLY=True,
