@@ -115,3 +115,13 @@ def test_every_page_renders_for_an_admin(client, people):
     group = client.post(f"/console/assessments/{signup['id']}/cluster-feedback", data={"shared": "device_id", "label": "fraud", "csrf_token": token})
     assert group.status_code == 302
     assert client.get("/console/assessments/nope").status_code == 404
+
+
+def test_the_queue_shows_allowed_signups_linked_to_flagged_ones(client, people):
+    assess(client, people["backend"], email="x5@mailinator.com", device_id="shared-device")       # deny
+    linked = assess(client, people["backend"], email="carol@example-mail.com", device_id="shared-device")
+    alone = assess(client, people["backend"], email="dave@example-mail.com", device_id="own-device")
+    assert linked["verdict"] == alone["verdict"] == "allow"
+    sign_in(client, people["rita"])
+    html = client.get("/console/queue?verdict=linked").get_data(as_text=True)
+    assert "carol@example-mail.com" in html and "dave@example-mail.com" not in html and "x5@mailinator.com" not in html

@@ -22,7 +22,11 @@ from verify.store.lists import add_list_entries, get_list
 
 QUEUE_PAGE = 50
 LABELS = ("fraud", "legitimate")
-QUEUE_VERDICTS = {"open": ("challenge", "deny"), "challenge": ("challenge",), "deny": ("deny",), "allow": ("allow",), "any": None}
+QUEUE_VERDICTS = {
+    "open": ("challenge", "deny"), "challenge": ("challenge",), "deny": ("deny",),
+    "linked": ("allow",),  # allowed, but sharing a mailbox, phone, device or network with a flagged one
+    "allow": ("allow",), "any": None,
+}
 # what the block buttons put on which list, from which column of the assessment
 BLOCKS = {
     "domain": ("blocked-domains", "email_domain", "this email domain"),
@@ -47,7 +51,7 @@ def queue_filters() -> tuple[dict, AssessmentFilter | None, str | None]:
         return form, None, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
     except InvalidInput as error:
         return form, None, error.detail
-    return form, replace(filters, verdicts=QUEUE_VERDICTS[form["verdict"]]), None
+    return form, replace(filters, verdicts=QUEUE_VERDICTS[form["verdict"]], linked_to_flagged=form["verdict"] == "linked"), None
 
 
 @bp.get("/queue")

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from verify.errors import Conflict, NotFound
@@ -120,12 +121,19 @@ def delete_assessments(ids: list[str], *, session: Session) -> tuple[int, int]:
 
 # -- search and clusters -----------------------------------------------------------------
 
+# The keys that tie one person's or one campaign's signups together (not the email domain:
+# a free-mail domain is shared by millions of strangers).
+LINKING_COLUMNS = ("email_canonical", "phone_e164", "device_id", "ip_network")
+
+
 @dataclass(frozen=True)
 class AssessmentFilter:
     """Already-normalised search filters; None means any."""
 
     verdict: str | None = None
     verdicts: tuple[str, ...] | None = None
+    # Only signups sharing a mailbox, phone, device or IP network with a challenged or denied one.
+    linked_to_flagged: bool = False
     email_canonical: str | None = None
     email_domain: str | None = None
     ips: tuple[str, ...] | None = None
@@ -158,6 +166,12 @@ def search_assessments(
             query = query.where(ASSESSMENT[name] == value)
     if filters.verdicts is not None:
         query = query.where(col(Assessment.verdict).in_(filters.verdicts))
+    if filters.linked_to_flagged:
+        other = aliased(Assessment)
+        shared = [getattr(other, name) == getattr(Assessment, name) for name in LINKING_COLUMNS]
+        query = query.where(
+            sa.exists().where(col(other.verdict).in_(("challenge", "deny")), other.seq != Assessment.seq, sa.or_(*shared))
+        )
     if filters.ips is not None:
         query = query.where(col(Assessment.ip).in_(filters.ips))
     if filters.ip_networks is not None:
