@@ -20,7 +20,7 @@ from verify.app import create_app, default_policy
 from verify.assessing import Signup
 from verify.engine import list_values
 from verify.engine.identity import MailRules
-from verify.engine.list_values import Located, ValuesInvalid, normalise_all, text_lines
+from verify.engine.list_values import Located, ValuesInvalid, normalise_all
 from verify.engine.lists import DISPOSABLE_LIST
 from verify.errors import VerifyError
 from verify.intel.providers import disposable_seed

@@ -12,12 +12,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from verify.store.keys import revoke_api_key
+pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+from verify.store.keys import revoke_api_key  # noqa: E402
 
 SCREENSHOTS = os.environ.get("VERIFY_CONSOLE_SCREENSHOTS")
 
