@@ -4,8 +4,8 @@ PostgreSQL when VERIFY_TEST_POSTGRES_URL is set), the app, API keys, a contract-
 from __future__ import annotations
 
 import os
-import re
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,13 +31,45 @@ if os.environ.get("CI"):
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+POSTGRES_SKIP_REASON = (
+    "PostgreSQL copy: set VERIFY_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test) to run it"
+)
+
+
 def pytest_collection_modifyitems(config, items):
     if POSTGRES_URL:
         return
-    skip = pytest.mark.skip(reason="VERIFY_TEST_POSTGRES_URL is not set")
+    skip = pytest.mark.skip(reason=POSTGRES_SKIP_REASON)
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+def skip_reason(report) -> str:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Why tests were skipped, one line per reason with its count, at the end of every run."""
+    skipped = [report for report in terminalreporter.stats.get("skipped", []) if report.skipped]
+    if not skipped:
+        return
+    counts: dict[str, int] = {}
+    for report in skipped:
+        counts[skip_reason(report)] = counts.get(skip_reason(report), 0) + 1
+    terminalreporter.section("skipped, by reason")
+    for reason, count in sorted(counts.items(), key=lambda item: -item[1]):
+        terminalreporter.line(f"{count:6d}  {reason}")
+
+
+def pytest_sessionfinish(session):
+    """Drop the PostgreSQL databases this process made (each run names its own)."""
+    if not _made_databases:
+        return
+    for url in _made_databases:
+        drop_postgres_database(url)
+    _made_databases.clear()
 
 
 def prepare(database: Database, settings: Settings) -> None:
@@ -65,19 +97,63 @@ def sqlite_template(tmp_path_factory) -> Path:
     return path
 
 
+# Each run (and each xdist worker in it) names its own databases, so that runs side by side on
+# one server never share one; the process that made them drops them when its session ends.
+RUN_ID = uuid.uuid4().hex[:10]
+_made_databases: list[str] = []
+
+
 def postgres_database_url(worker: str) -> str:
-    """A database of its own for each xdist worker, created on first use."""
+    """A database of this run's own for each xdist worker, created on first use."""
     base = sa.engine.make_url(normalise_url(POSTGRES_URL))
-    # Checkouts that test side by side on one server must not share databases.
-    checkout = re.sub(r"[^a-z0-9]+", "_", Path(__file__).resolve().parents[1].name.lower())[:20]
-    name = f"verify_test_{checkout}_{worker}"
+    name = f"verify_test_{RUN_ID}_{worker}"
+    url = base.set(database=name).render_as_string(hide_password=False)
+    if url not in _made_databases:
+        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        _made_databases.append(url)
+    return url
+
+
+def drop_postgres_database(url: str) -> None:
+    target = sa.engine.make_url(url)
+    admin = sa.create_engine(target.set(database=sa.engine.make_url(normalise_url(POSTGRES_URL)).database), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+_prepared_templates: set[str] = set()
+
+
+def postgres_template_url(worker: str) -> str:
+    """This worker's migrated and seeded database, made once: each test gets a copy of it."""
+    url = postgres_database_url(f"{worker}_template")
+    if url not in _prepared_templates:
+        reset_postgres(url)
+        database = Database(url)
+        prepare(database, Settings())
+        database.dispose()
+        _prepared_templates.add(url)
+    return url
+
+
+def fresh_postgres_copy(worker: str) -> str:
+    """A new database copied from the template: far cheaper than migrating and seeding again."""
+    template = sa.engine.make_url(postgres_template_url(worker)).database
+    base = sa.engine.make_url(normalise_url(POSTGRES_URL))
+    name = f"verify_test_{RUN_ID}_{worker}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
-        if not exists:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
+    url = base.set(database=name).render_as_string(hide_password=False)
+    if url not in _made_databases:
+        _made_databases.append(url)
+    return url
 
 
 def reset_postgres(url: str) -> None:
@@ -95,12 +171,7 @@ def database_url(request, tmp_path, sqlite_template, worker_id) -> str:
         path = tmp_path / "verify.db"
         shutil.copy(sqlite_template, path)
         return f"sqlite:///{path}"
-    url = postgres_database_url(worker_id)
-    reset_postgres(url)
-    database = Database(url)
-    prepare(database, Settings())
-    database.dispose()
-    return url
+    return fresh_postgres_copy(worker_id)
 
 
 @pytest.fixture

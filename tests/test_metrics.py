@@ -151,3 +151,67 @@ def test_junk_methods_and_paths_leave_the_number_of_series_bounded(client):
         if family.name.startswith("verify_http")
     }
     assert labels <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+
+
+FRESH_APP = textwrap.dedent(
+    """
+    import sys
+    from verify.app import create_app
+    from verify.settings import Settings
+
+    settings = Settings(database_url=sys.argv[1], mx_check=False, geoip_city_db=sys.argv[2], geoip_asn_db=sys.argv[3])
+    print(create_app(settings).test_client().get("/metrics").get_data(as_text=True))
+    """
+)
+
+
+def fresh_exposition(tmp_path, sqlite_template, geoip_files) -> dict[tuple[str, tuple], float]:
+    """/metrics of a process that has answered nothing else yet."""
+    import shutil
+
+    path = tmp_path / "fresh.db"
+    shutil.copy(sqlite_template, path)
+    args = [f"sqlite:///{path}", str(geoip_files["city"]), str(geoip_files["asn"])]
+    env = {name: value for name, value in os.environ.items() if name != metrics.MULTIPROC_ENV}
+    text = subprocess.run([sys.executable, "-c", FRESH_APP, *args], env=env, check=True, capture_output=True, text=True).stdout
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_closed_label_sets_are_exposed_at_zero_before_the_first_signup(tmp_path, sqlite_template, geoip_files):
+    import maxminddb
+
+    from verify.engine.models import VERDICTS
+    from verify.engine.reasons import CATALOGUE
+
+    found = fresh_exposition(tmp_path, sqlite_template, geoip_files)
+    for verdict in VERDICTS:
+        assert found[("verify_assessments_total", (("verdict", verdict),))] == 0
+    for code in CATALOGUE:
+        assert found[("verify_reasons_total", (("code", code),))] == 0
+    for kind in metrics.LOOKUP_KINDS:
+        assert found[("verify_lookups_total", (("kind", kind), ("outcome", "failure")))] == 0
+    assert found[("verify_database_errors_total", ())] == 0
+    # GeoIP age: the build time of each configured file, none for a role without one.
+    with maxminddb.open_database(str(geoip_files["city"])) as reader:
+        built = reader.metadata().build_epoch
+    assert found[("verify_geoip_build_timestamp_seconds", (("role", "city"),))] == built
+    assert ("verify_geoip_build_timestamp_seconds", (("role", "asn"),)) in found
+    assert ("verify_geoip_build_timestamp_seconds", (("role", "anonymous"),)) not in found
+
+
+def test_an_unreachable_database_is_counted(tmp_path, assess_headers, settings):
+    from verify.app import create_app
+
+    from tests.support.contract import ContractClient
+
+    app = create_app(settings.with_overrides(database_url=f"sqlite:///{tmp_path}/no/such/dir/verify.db"))
+    app.test_client_class = ContractClient
+    client = app.test_client()
+    before = value(samples(client), "verify_database_errors_total")
+    answer = client.post("/v1/assessments", json={"email": "someone@example-mail.com"}, headers=assess_headers)
+    assert answer.status_code == 503
+    assert value(samples(client), "verify_database_errors_total") == before + 1

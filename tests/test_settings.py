@@ -45,3 +45,13 @@ def test_console_settings():
     assert (settings.secret_key, settings.console_idle_minutes) == ("s" * 40, 5)
     with pytest.raises(SettingsError, match="VERIFY_CONSOLE_IDLE_MINUTES"):
         Settings.from_env({"VERIFY_CONSOLE_IDLE_MINUTES": "0"})
+
+
+def test_webhook_settings():
+    assert (Settings.from_env({}).webhook_timeout, Settings.from_env({}).serve_deliveries) == (10.0, True)
+    settings = Settings.from_env({"VERIFY_WEBHOOK_TIMEOUT": "2.5", "VERIFY_SERVE_DELIVERIES": "off"})
+    assert (settings.webhook_timeout, settings.serve_deliveries) == (2.5, False)
+    with pytest.raises(SettingsError, match="VERIFY_SERVE_DELIVERIES"):
+        Settings.from_env({"VERIFY_SERVE_DELIVERIES": "sometimes"})
+    with pytest.raises(SettingsError, match="VERIFY_WEBHOOK_TIMEOUT"):
+        Settings.from_env({"VERIFY_WEBHOOK_TIMEOUT": "0"})

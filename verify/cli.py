@@ -12,12 +12,15 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from pydantic import ValidationError
+from sqlalchemy import event
 
+from verify.api.assessments import announce
 from verify.api.bodies import field_errors
 from verify.api.context import Services
 from verify.api.schemas import SignupIn, assessment_json, parse_rfc3339
 from verify.app import create_app, default_policy
 from verify.assessing import Signup
+from verify.doctor import shown_url
 from verify.engine import list_values
 from verify.engine.identity import MailRules
 from verify.engine.list_values import Located, ValuesInvalid, normalise_all
@@ -28,19 +31,37 @@ from verify.store.assessments import assessment_ids_before, delete_assessments
 from verify.store.audit import record_audit
 from verify.store.keys import create_api_key, list_api_keys, revoke_api_key
 from verify.store.lists import get_list, import_list_entries, refresh_package_entries, stream_entries, stream_values
+from verify.store.webhooks import purge_deliveries
 from verify.progress import progress
 from verify.store.bootstrap import bootstrap
+from verify.store.database import Database
 
 
 def app_services() -> Services:
-    return current_app.extensions["verify"]
+    services = current_app.extensions["verify"]
+    name_database_on_first_use(services.database, services.settings.database_url)
+    return services
+
+
+def name_database_on_first_use(database: Database, url: str) -> None:
+    """Say on stderr which database the command used, without credentials, once it connects.
+
+    A shell and a service whose environments differ use different databases, and the only
+    symptom was a 401; stdout stays the command's own output.
+    """
+    if getattr(database.engine, "_verify_named", False):
+        return
+    database.engine._verify_named = True
+    shown = shown_url(url)
+    event.listen(database.engine, "connect", lambda *_: click.echo(f"database: {shown}", err=True), once=True)
 
 
 def upgrade_database(services: Services) -> None:
     """Apply migrations, then create what a first start needs."""
-    services.database.upgrade()
-    with services.database.transaction() as session:
-        bootstrap(session=session, default_policy=default_policy(services.settings), disposable=disposable_seed)
+    with services.database.migration_lock():
+        services.database.upgrade()
+        with services.database.transaction() as session:
+            bootstrap(session=session, default_policy=default_policy(services.settings), disposable=disposable_seed)
 
 
 def fail(message: str) -> None:
@@ -162,6 +183,7 @@ def assess(**fields: str | None) -> None:
     signup = Signup(**body.model_dump(exclude={"occurred_at"}), occurred_at=body.occurred_at or now)
     with services.database.transaction() as session:
         row = services.assessor.assess(signup, session=session, now=now)
+        announce(row, session=session)
         click.echo(json.dumps(assessment_json(row), indent=2, ensure_ascii=False))
 
 
@@ -356,9 +378,16 @@ def purge(older_than: str) -> None:
             if len(ids) < PURGE_BATCH:
                 break
     with database.transaction() as session:
-        detail = {"older_than": older_than, "cutoff": cutoff.isoformat(), "assessments": assessments, "feedback": feedback}
+        deliveries = purge_deliveries(cutoff, session=session)
+        detail = {
+            "older_than": older_than, "cutoff": cutoff.isoformat(), "assessments": assessments, "feedback": feedback,
+            "webhook_deliveries": deliveries,
+        }
         record_audit("cli", "assessments.purge", target=older_than, detail=detail, session=session)
-    click.echo(f"purged {assessments} assessments ({feedback} feedback) that occurred before {cutoff:%Y-%m-%dT%H:%M:%SZ}")
+    click.echo(
+        f"purged {assessments} assessments ({feedback} feedback) that occurred before {cutoff:%Y-%m-%dT%H:%M:%SZ}"
+        f", and {deliveries} finished webhook deliveries"
+    )
 
 
 # Outside knowledge kept fresh (verify/cli_intel.py): geoip update, feeds, worker.

@@ -5,7 +5,6 @@ Registered on the `verify` group by verify/cli.py.
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import threading
@@ -14,18 +13,18 @@ from urllib.parse import urlsplit
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy.exc import SQLAlchemyError
 
 from verify.engine.list_values import LIST_NAME
 from verify.errors import VerifyError
+from verify.delivery import DELIVERY_POLL, deliver_until_idle, deliverer_for
 from verify.feed_sync import FeedSyncer, SyncResult
 from verify.intel.feeds import FORMATS
 from verify.intel.geoip_update import UpdateFailed, Updater, configured_editions
+from verify.periodic import DatabaseDown, Periodic, run_periodic
 from verify.progress import progress
 from verify.store import feeds as feed_store
 
 DEFAULT_INTERVAL = "6h"
-log = logging.getLogger(__name__)
 
 
 def _cli():  # verify.cli imports this module at its end; import it back lazily
@@ -186,35 +185,34 @@ def feeds_sync(name: str | None, force: bool) -> None:
 
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Run the due jobs once and exit (for tests and cron); status 1 if one failed.")
-@click.option("--poll", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Seconds between looks for due work.")
+@click.option("--poll", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Seconds between looks for due feeds.")
+@click.option(
+    "--delivery-poll", type=click.FloatRange(min=0.1), default=DELIVERY_POLL, show_default=True,
+    help="Seconds between looks for due webhook deliveries.",
+)
 @with_appcontext
-def worker(once: bool, poll: float) -> None:
-    """Background jobs: scheduled feed syncs (each feed at its own interval).
+def worker(once: bool, poll: float, delivery_poll: float) -> None:
+    """Background jobs: webhook deliveries and scheduled feed syncs (each feed at its own interval).
 
-    Several workers may run against one database: each due feed is claimed by one of them.
-    Stops cleanly on SIGTERM or SIGINT.
+    Several workers may run against one database: each due feed and each due delivery is
+    claimed by one of them. Stops cleanly on SIGTERM or SIGINT.
     """
     cli = _cli()
     services = cli.app_services()
     cli.upgrade_database(services)
     syncer = _syncer()
+    deliverer = deliverer_for(services.settings, services.database)
+    tasks = [
+        Periodic("webhook deliveries", delivery_poll, lambda: deliver_until_idle(deliverer)),
+        Periodic("feed syncs", poll, syncer.sync_due),
+    ]
     stop = threading.Event()
     if not once:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-    while True:
-        try:
-            results = syncer.sync_due()
-        except SQLAlchemyError as error:  # the database is away: say so, and look again next round
-            if once:
-                cli.fail(f"the database failed: {error.__class__.__name__}")
-            log.warning("worker: the database failed (%s); trying again in %g s", error.__class__.__name__, poll)
-            results = []
-        for result in results:
-            click.echo(result.describe(), err=result.failed)
-        if once:
-            if any(result.failed for result in results):
-                sys.exit(1)
-            return
-        if stop.wait(poll):
-            return
+    try:
+        failed = run_periodic(tasks, once=once, stop=stop, report=lambda result: click.echo(result.describe(), err=result.failed))
+    except DatabaseDown as error:
+        cli.fail(f"the database failed: {error}")
+    if once and failed:
+        sys.exit(1)

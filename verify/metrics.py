@@ -19,6 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client import multiprocess, values
 from prometheus_client.process_collector import ProcessCollector
 
+from verify.engine.models import VERDICTS
+from verify.engine.reasons import CATALOGUE
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Seconds: an assessment takes milliseconds; the top buckets show DNS and database stalls.
@@ -49,6 +52,8 @@ class Collectors:
     list_entries: Gauge
     dns_lookups: Counter
     dns_canary_ok: Gauge
+    database_errors: Counter
+    geoip_built: Gauge
 
 
 _lists_lock = threading.Lock()
@@ -96,9 +101,27 @@ def collectors() -> Collectors:
             "verify_dns_canary_ok", "1 while the DNS canary (VERIFY_DNS_CANARY) resolves, 0 while it fails "
             "(NXDOMAIN and empty answers then read unknown).", ["canary"], registry=registry, multiprocess_mode="livemin",
         ),
+        database_errors=Counter(
+            "verify_database_errors_total", "Requests answered 503 because the database did not answer.", registry=registry,
+        ),
+        # livemin: under gunicorn each worker opens the file itself; the oldest copy still
+        # serving is the one a staleness alert must see.
+        geoip_built=Gauge(
+            "verify_geoip_build_timestamp_seconds", "Build time (Unix seconds, from the file's metadata) of the GeoIP "
+            "database serving each role (city, asn, anonymous).", ["role"], registry=registry, multiprocess_mode="livemin",
+        ),
     )
+    # Every series of a closed set exists from the start at zero, so that rates and alerts
+    # work before the first signup (a series that appears later hides its first increment).
     for outcome in DNS_OUTCOMES:
         made.dns_lookups.labels(outcome=outcome)
+    for verdict in VERDICTS:
+        made.verdicts.labels(verdict=verdict)
+    for code in CATALOGUE:
+        made.reasons.labels(code=code)
+    for kind in LOOKUP_KINDS:
+        for outcome in ("ok", "failure"):
+            made.lookups.labels(kind=kind, outcome=outcome)
     return made
 
 
@@ -141,6 +164,16 @@ def record_dns_lookup(outcome: str) -> None:
 def set_dns_canary(canary: str, *, ok: bool) -> None:
     """Publish the latest lookup of the canary: 1 when it resolved, 0 when it failed."""
     collectors().dns_canary_ok.labels(canary=canary).set(1 if ok else 0)
+
+
+def record_database_error() -> None:
+    """Count one request answered 503 because the database did not answer."""
+    collectors().database_errors.inc()
+
+
+def set_geoip_build(role: str, build_epoch: int) -> None:
+    """Publish the build time of the GeoIP file now serving `role`."""
+    collectors().geoip_built.labels(role=role).set(build_epoch)
 
 
 def set_list_sizes(sizes: Mapping[str, int]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
 from typing import Any
 
@@ -15,6 +16,7 @@ from gunicorn.workers.sync import SyncWorker
 from verify import metrics
 from verify.api.errors import PROBLEM_TYPE
 from verify.api.request_size import GUNICORN_LIMITS
+from verify.delivery import run_delivery_child
 from verify.settings import Settings
 
 # gunicorn's own answers to requests it cannot parse, as problem+json like every other answer
@@ -63,6 +65,10 @@ class ProblemWorker(SyncWorker):
         super().handle_error(req, client, addr, exc)
 
 
+# Settings newer gunicorn releases know; skipped where the installed one does not.
+OPTIONAL_SETTINGS = frozenset({"control_socket_disable"})
+
+
 class VerifyServer(BaseApplication):
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self.settings = settings
@@ -71,6 +77,8 @@ class VerifyServer(BaseApplication):
 
     def load_config(self) -> None:
         for name, value in self.options.items():
+            if name in OPTIONAL_SETTINGS and name not in self.cfg.settings:
+                continue  # a gunicorn older than the setting has nothing to turn off
             self.cfg.set(name, value)
 
     def load(self):
@@ -88,12 +96,52 @@ def metrics_directory() -> str:
     """A fresh directory for the workers' metric files, named in the environment before they fork."""
     directory = tempfile.mkdtemp(prefix="verify-metrics-")
     os.environ[metrics.MULTIPROC_ENV] = directory
+    # The master made its app (and so maybe its collectors, in memory) before this: the
+    # workers it forks must make their own, writing to the directory.
+    metrics.collectors.cache_clear()
     return directory
 
 
-def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int) -> None:
+def delivery_hooks(settings: Settings) -> dict[str, Any]:
+    """gunicorn hooks that run webhook deliveries in a child of the arbiter, so that the
+    embedded default needs no other process (`VERIFY_SERVE_DELIVERIES=off` when a separate
+    `verify worker` delivers).
+
+    The child is forked in `when_ready`, before the workers: the arbiter has no threads then,
+    so the fork is safe, and the workers never learn of it (a multiprocessing child would be
+    terminated by the atexit handler of every worker that exits). It stops on SIGTERM, which
+    the arbiter sends it on exit, and by itself once the arbiter is gone.
+    """
+    child: dict[str, int] = {}
+
+    def when_ready(arbiter: Any) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                for listener in arbiter.LISTENERS:
+                    listener.close()
+                run_delivery_child(settings, parent_pid=arbiter.pid)
+            except BaseException:  # noqa: BLE001 (the child must never return into the arbiter's code)
+                arbiter.log.exception("webhook deliveries stopped")
+                code = 1
+            finally:
+                os._exit(code)
+        child["pid"] = pid
+        arbiter.log.info("webhook deliveries in process %s", pid)
+
+    def on_exit(_arbiter: Any) -> None:
+        if "pid" in child:
+            try:
+                os.kill(child["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    return {"when_ready": when_ready, "on_exit": on_exit}
+
+
+def server_options(settings: Settings, *, host: str, port: int, workers: int) -> dict[str, Any]:
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    directory = metrics_directory()
     options = {
         "bind": bind,
         "workers": workers,
@@ -104,8 +152,19 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int) -> N
         "accesslog": None,
         "errorlog": "-",
         "child_exit": _worker_exited,
+        # gunicorn 25.1 opens a control socket at one path per user ($XDG_RUNTIME_DIR or
+        # ~/.gunicorn/gunicorn.ctl): two instances on one host shared it, and stopping one
+        # removed it for the other. Nothing here uses it.
+        "control_socket_disable": True,
     }
+    if settings.serve_deliveries:
+        options.update(delivery_hooks(settings))
+    return options
+
+
+def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    directory = metrics_directory()
     try:
-        VerifyServer(settings, options).run()
+        VerifyServer(settings, server_options(settings, host=host, port=port, workers=workers)).run()
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -65,6 +65,10 @@ class Settings:
     # that several workers never sign with different per-process keys.
     secret_key: str | None = None
     console_idle_minutes: int = 30
+    # Webhooks: seconds a receiver has to answer, and whether `verify serve` sends deliveries
+    # itself (off when a separate `verify worker` does).
+    webhook_timeout: float = 10.0
+    serve_deliveries: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -112,6 +116,10 @@ class Settings:
                 raise SettingsError("VERIFY_FEED_MAX_SHRINK is a fraction: greater than 0, at most 1")
         if env.get("VERIFY_CONSOLE_IDLE_MINUTES"):
             values["console_idle_minutes"] = _number(env["VERIFY_CONSOLE_IDLE_MINUTES"], "VERIFY_CONSOLE_IDLE_MINUTES", int)
+        if env.get("VERIFY_WEBHOOK_TIMEOUT"):
+            values["webhook_timeout"] = _number(env["VERIFY_WEBHOOK_TIMEOUT"], "VERIFY_WEBHOOK_TIMEOUT", float)
+        if env.get("VERIFY_SERVE_DELIVERIES"):
+            values["serve_deliveries"] = _flag(env["VERIFY_SERVE_DELIVERIES"], "VERIFY_SERVE_DELIVERIES")
         if env.get("VERIFY_DATA_DIR"):
             values["data_dir"] = Path(env["VERIFY_DATA_DIR"])
         return cls(**values)

@@ -19,7 +19,10 @@ from verify.store.keys import create_api_key, revoke_api_key
 
 METHODS = ("get", "post", "put", "delete", "patch")
 SCOPE = re.compile(r"\(scope ((?:assess|admin|review)(?: or (?:assess|admin|review))*)\)")
-PATH_VALUES = {"assessment_id": "no-such-assessment", "name": "blocked-ips", "version": "1"}
+PATH_VALUES = {
+    "assessment_id": "no-such-assessment", "name": "blocked-ips", "version": "1",
+    "webhook_id": "no-such-webhook", "delivery_id": "no-such-delivery",
+}
 
 
 def operations() -> list[tuple[str, str, dict]]:

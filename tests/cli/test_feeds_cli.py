@@ -75,7 +75,7 @@ def test_tor_exits_fill_blocked_ips_with_their_source_and_deny_signups(run, serv
     stamp = lists_stamp(services)
     result = run("feeds", "sync", "tor-exits")
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "tor-exits -> blocked-ips: added 5, removed 0, total 5"
+    assert result.stdout.strip() == "tor-exits -> blocked-ips: added 5, removed 0, total 5"
     stored = entries_of(services, "blocked-ips")
     assert set(stored) == {"162.247.74.201", "185.220.101.9", "192.42.116.16", "192.42.116.17", "2a0b:f4c2::20"}
     assert {row.source for row in stored.values()} == {"feed:tor-exits"}
@@ -96,7 +96,7 @@ def test_tor_exits_fill_blocked_ips_with_their_source_and_deny_signups(run, serv
 
     listed = run("feeds", "list")
     assert listed.exit_code == 0
-    assert listed.output.startswith("tor-exits\tblocked-ips\ttor\tevery 6h\t5 entries\t")
+    assert listed.stdout.startswith("tor-exits\tblocked-ips\ttor\tevery 6h\t5 entries\t")
     assert " ok\t" + server.url("/tor/exit-addresses") in listed.output
 
 
@@ -115,7 +115,7 @@ def test_a_sync_replaces_only_its_own_source(run, server, services, client, admi
     lines = sample("tor-bulk-exit-list.txt").decode().splitlines()
     server.routes["/torbulkexitlist"].body = ("\n".join(lines[2:]) + "\n45.141.215.88\n").encode()
     result = run("feeds", "sync", "tor-bulk")
-    assert result.output.strip() == "tor-bulk -> blocked-ips: added 1, removed 2, total 11"
+    assert result.stdout.strip() == "tor-bulk -> blocked-ips: added 1, removed 2, total 11"
     stored = entries_of(services, "blocked-ips")
     assert "102.130.113.9" not in stored and "45.141.215.88" in stored
     assert stored["203.0.113.50"].source == "key:alice-admin" and "192.42.116.16" in stored
@@ -125,7 +125,7 @@ def test_a_sync_replaces_only_its_own_source(run, server, services, client, admi
     assert result.exit_code == 0 and "its 11 entries" in result.output
     assert set(entries_of(services, "blocked-ips")) == {"192.42.116.16", "203.0.113.50"}
     assert audit_events(services, "feed.remove")[0].detail == {"list": "blocked-ips", "entries_removed": 11, "kept_entries": False}
-    assert run("feeds", "list").output.strip() == "no feeds; add one with `verify feeds add`"
+    assert run("feeds", "list").stdout.strip() == "no feeds; add one with `verify feeds add`"
 
 
 def test_not_modified_is_nothing_to_do(run, server, services):
@@ -135,14 +135,14 @@ def test_not_modified_is_nothing_to_do(run, server, services):
     server.seen.clear()
     result = run("feeds", "sync", "aws")
     assert result.exit_code == 0
-    assert result.output.strip() == "aws -> hosting-networks: not modified since the last sync"
+    assert result.stdout.strip() == "aws -> hosting-networks: not modified since the last sync"
     assert server.seen[0].headers["if-none-match"] == '"8d3c6f0c1d"'
     assert server.seen[0].headers["if-modified-since"] == "Sun, 30 Nov 2026 10:53:03 GMT"
     assert len(audit_events(services, "list.sync")) == 1
-    assert " unchanged\t" in run("feeds", "list").output
+    assert " unchanged\t" in run("feeds", "list").stdout
     # --force downloads anyway
     server.seen.clear()
-    assert "added 0, removed 0, total 9" in run("feeds", "sync", "aws", "--force").output
+    assert "added 0, removed 0, total 9" in run("feeds", "sync", "aws", "--force").stdout
     assert "if-none-match" not in server.seen[0].headers
 
 
@@ -195,7 +195,7 @@ def test_a_failing_source_changes_nothing_and_exits_non_zero(run, server, servic
     assert result.exit_code == 1
     assert message in result.output
     assert entries_of(services, "hosting-networks").keys() == before.keys()
-    listed = run("feeds", "list").output
+    listed = run("feeds", "list").stdout
     assert " failed\t" in listed and message in listed
 
 
@@ -238,8 +238,8 @@ def test_the_worker_syncs_due_feeds_once_each(run, server, services):
         session.add(oracle)
     result = run("worker", "--once")
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "azure -> hosting-networks: added 10, removed 0, total 10"
-    assert run("worker", "--once").output == ""  # nothing due any more
+    assert result.stdout.strip() == "azure -> hosting-networks: added 10, removed 0, total 10"
+    assert run("worker", "--once").stdout == ""  # nothing due any more
     with services.database.transaction() as session:
         azure = session.exec(select(Feed).where(Feed.name == "azure")).one()
         assert timedelta(hours=5, minutes=59) < azure.next_sync_at - azure.last_sync_at <= timedelta(hours=6)

@@ -33,22 +33,22 @@ def test_import_text_then_export_round_trips(run, services, tmp_path):
     source.write_text("# campaign 42\nEvil.Example\nmx1.evil.example.  # a subdomain\n\nbad-actor.example\nevil.example\n", encoding="utf-8")
     result = run("lists", "import", "blocked-domains", str(source))
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "added 3, updated 0"
+    assert result.stdout.strip() == "added 3, updated 0"
     stored = entries_of(services, "blocked-domains")
     assert {row.source for row in stored.values()} == {"file:wave.txt"}
     exported = run("lists", "export", "blocked-domains")
     assert exported.exit_code == 0
-    assert exported.output.splitlines() == ["bad-actor.example", "evil.example", "mx1.evil.example"]
+    assert exported.stdout.splitlines() == ["bad-actor.example", "evil.example", "mx1.evil.example"]
 
     copy = tmp_path / "copy.txt"
-    copy.write_text(exported.output, encoding="utf-8")
-    assert run("lists", "import", "blocked-domains", str(copy)).output.strip() == "added 0, updated 3"  # a new source
-    assert run("lists", "import", "blocked-domains", str(copy)).output.strip() == "added 0, updated 0"
+    copy.write_text(exported.stdout, encoding="utf-8")
+    assert run("lists", "import", "blocked-domains", str(copy)).stdout.strip() == "added 0, updated 3"  # a new source
+    assert run("lists", "import", "blocked-domains", str(copy)).stdout.strip() == "added 0, updated 0"
     country_list = "challenged-countries"
     countries = tmp_path / "countries.txt"
     countries.write_text("kp\nIR\n", encoding="utf-8")
     run("lists", "import", country_list, str(countries))
-    assert run("lists", "export", country_list).output.splitlines() == ["IR", "KP"]
+    assert run("lists", "export", country_list).stdout.splitlines() == ["IR", "KP"]
 
 
 def test_import_csv_with_reason_and_expiry(run, services, tmp_path):
@@ -109,7 +109,7 @@ def test_update_disposable_replaces_package_entries_and_keeps_hand_added_ones(ru
     assert "gone-from-package.example" not in stored
     assert "mailinator.com" in stored and stored["mailinator.com"].source == source
     assert "removed" in result.output
-    removed = int(result.output.split("removed ")[1].split()[0].rstrip(","))
+    removed = int(result.stdout.split("removed ")[1].split()[0].rstrip(","))
     assert removed >= 1
     again = run("lists", "update-disposable")
     assert f"{source}: added 0, removed 0" in again.output
@@ -120,12 +120,12 @@ def test_csv_export_keeps_reason_expiry_and_source_and_reads_back(run, services,
     source.write_text("203.0.113.0/24,hosting range,2099-01-01T00:00:00Z\n198.51.100.7,,\n", encoding="utf-8")
     run("lists", "import", "blocked-ips", str(source))
     exported = run("lists", "export", "blocked-ips", "--format", "csv")
-    assert exported.output.splitlines() == [
+    assert exported.stdout.splitlines() == [
         "value,reason,expires_at,source",
         "198.51.100.7,,,file:ips.csv",
         "203.0.113.0/24,hosting range,2099-01-01T00:00:00Z,file:ips.csv",
     ]
     again = tmp_path / "again.csv"
-    again.write_text(exported.output, encoding="utf-8")
-    assert run("lists", "import", "blocked-ips", str(again)).output.strip() == "added 0, updated 2"
+    again.write_text(exported.stdout, encoding="utf-8")
+    assert run("lists", "import", "blocked-ips", str(again)).stdout.strip() == "added 0, updated 2"
     assert entries_of(services, "blocked-ips")["203.0.113.0/24"].reason == "hosting range"

@@ -126,9 +126,9 @@ def test_nothing_is_downloaded_when_the_checksum_is_unchanged(run, server, targe
 
     # --force downloads even so; a file removed by hand is fetched again without it
     server.seen.clear()
-    assert "GeoLite2-City: updated" in run("--force").output
+    assert "GeoLite2-City: updated" in run("--force").stdout
     (target / "GeoLite2-ASN.mmdb").unlink()
-    assert "GeoLite2-ASN: updated" in run().output
+    assert "GeoLite2-ASN: updated" in run().stdout
 
 
 def garbage(length: int) -> bytes:

@@ -123,13 +123,13 @@ def test_purge_deletes_what_is_older_than_the_age_with_its_feedback(client, asse
     add_feedback(services, ids[timedelta(days=89)])
 
     result = run_purge(database_url, "--older-than", "90d")
-    assert result.exit_code == 0 and result.output.startswith("purged 2 assessments (1 feedback)")
+    assert result.exit_code == 0 and result.stdout.startswith("purged 2 assessments (1 feedback)")
     assert stored_ids(services) == {ids[timedelta(days=89)], ids[timedelta(hours=2)]}
     assert feedback_ids(services) == {ids[timedelta(days=89)]}
     [event] = audit(services, "assessments.purge")
     assert (event.actor, event.detail["assessments"], event.detail["feedback"]) == ("cli", 2, 1)
 
-    assert run_purge(database_url, "--older-than", "1h").output.startswith("purged 2 assessments")
+    assert run_purge(database_url, "--older-than", "1h").stdout.startswith("purged 2 assessments")
     assert stored_ids(services) == set()
 
 
@@ -138,7 +138,7 @@ def test_purge_works_in_batches(client, assess_headers, services, database_url, 
     old = (datetime.now(timezone.utc) - timedelta(hours=50)).isoformat()
     for n in range(5):
         assess(client, assess_headers, email=f"batch{n}@example-mail.com", occurred_at=old)
-    assert run_purge(database_url, "--older-than", "48h").output.startswith("purged 5 assessments")
+    assert run_purge(database_url, "--older-than", "48h").stdout.startswith("purged 5 assessments")
     assert stored_ids(services) == set()
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, request
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from verify import metrics
 from verify.api.auth import current_key, requires_scope
@@ -40,6 +41,8 @@ from verify.store.assessments import (
     related_assessments,
     search_assessments,
 )
+from verify.store.models import Assessment
+from verify.store.webhooks import ANNOUNCED_VERDICTS, ASSESSMENT_CREATED, enqueue_event
 
 bp = Blueprint("assessments", __name__, url_prefix="/v1/assessments")
 
@@ -70,6 +73,12 @@ def replay(key_id: int, key: str, digest: str) -> tuple[dict, int] | None:
     return assessment_json(earlier), 200
 
 
+def announce(row: Assessment, *, session: Session) -> None:
+    """Queue `assessment.created` for subscribed endpoints, in the transaction that stores the assessment."""
+    if row.verdict in ANNOUNCED_VERDICTS:
+        enqueue_event(session, ASSESSMENT_CREATED, assessment_json(row))
+
+
 @bp.post("")
 @requires_scope("assess")
 def create():
@@ -85,6 +94,7 @@ def create():
         row = services().assessor.assess(
             signup, session=session, now=now, api_key_id=api_key.id, idempotency_key=key, request_hash=digest
         )
+        announce(row, session=session)
         session.commit()
     except IntegrityError:
         session.rollback()

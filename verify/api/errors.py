@@ -9,7 +9,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from verify import errors
+from verify import errors, metrics
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ def handle_http_error(error: HTTPException) -> Response:
 
 def handle_database_down(error: Exception) -> Response:
     log.warning("database unavailable: %s", type(error).__name__)
+    metrics.record_database_error()
     return problem(503, "unavailable", "Service unavailable", "the database is not reachable; retry shortly")
 
 

@@ -28,5 +28,6 @@ def _record(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    metrics.collectors()  # the zero-valued series of closed label sets exist from the start
     app.before_request(_start)
     app.after_request(_record)

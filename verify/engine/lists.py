@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict
+import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,26 +62,90 @@ def _live(entry: ListEntryValue, now: datetime) -> bool:
     return entry.expires_at is None or entry.expires_at > now
 
 
+@dataclass(frozen=True)
+class ListChange:
+    """One change to a list as the index applies it: `add` (or replace) an entry, or `remove` its value."""
+
+    op: str  # "add" | "remove"
+    entry: ListEntryValue
+
+
 class ListIndex:
-    """Every list entry, indexed per kind: sets for exact values, radix trees for networks."""
+    """Every list entry, indexed per kind: sets for exact values, radix trees for networks.
+
+    Built whole from every entry, then kept current by `apply`ing the changes after it, in
+    place: a one-entry change costs microseconds where a rebuild of 300,000 entries took
+    seconds. Applying one entry and building with it are the same code, so the two agree.
+    """
 
     def __init__(self, entries: Iterable[ListEntryValue]) -> None:
-        self._exact: dict[str, dict[str, list[ListEntryValue]]] = defaultdict(lambda: defaultdict(list))
+        # Entries of one value are kept in tuples, replaced rather than mutated, so that a
+        # match running beside `apply` reads either the old tuple or the new one.
+        self._exact: dict[str, dict[str, tuple[ListEntryValue, ...]]] = {}
         self._networks: dict[tuple[str, int], pytricia.PyTricia] = {}
         self._longest_prefix = 0
+        # Held by `apply` and by the radix-tree walk, whose steps a removal could pull apart.
+        self._lock = threading.Lock()
         self.size = 0
+        self.sizes: Counter[str] = Counter()  # stored entries per list, unreadable ones included
         # Stored values an older version wrote but this one cannot read (a zoned IPv6 address):
         # one bad row must not make every assessment fail, so it is left out and reported.
         self.skipped: list[ListEntryValue] = []
-        for entry in entries:
-            if self._add(entry):
-                self.size += 1
+        for entry in entries:  # one per list and value, as the table's unique constraint keeps them
+            self._put(entry, replace=False)
+
+    def apply(self, changes: Iterable[ListChange]) -> list[ListEntryValue]:
+        """Apply changes in order, in place; return the added entries that cannot be read."""
+        skipped = []
+        with self._lock:
+            for change in changes:
+                if change.op == "add":
+                    if not self._put(change.entry):
+                        skipped.append(change.entry)
+                elif change.op == "remove":
+                    self._remove(change.entry)
+                else:
+                    raise ValueError(f"unknown list change {change.op!r}")
+        return skipped
+
+    def entries(self) -> list[ListEntryValue]:
+        """Every indexed entry (not the skipped ones), in no particular order."""
+        with self._lock:
+            found = [entry for table in self._exact.values() for entries in table.values() for entry in entries]
+            found += [tree[key] for tree in self._networks.values() for key in tree]
+        return found
+
+    def _put(self, entry: ListEntryValue, *, replace: bool = True) -> bool:
+        """Add the entry, replacing its list's entry of the same value; False when it cannot be read."""
+        if replace:
+            self._remove(entry)
+        self.sizes[entry.list_name] += 1
+        if self._add(entry):
+            self.size += 1
+            return True
+        self.skipped.append(entry)
+        return False
+
+    def _remove(self, entry: ListEntryValue) -> bool:
+        """Take the list's entry of this value out; False when there was none."""
+        if self._discard(entry):
+            self.size -= 1
+        else:
+            for position, skipped in enumerate(self.skipped):
+                if skipped.list_name == entry.list_name and skipped.value == entry.value:
+                    del self.skipped[position]
+                    break
             else:
-                self.skipped.append(entry)
+                return False
+        self.sizes[entry.list_name] -= 1
+        if not self.sizes[entry.list_name]:
+            del self.sizes[entry.list_name]
+        return True
 
     def _add(self, entry: ListEntryValue) -> bool:
         if entry.kind != "ip":
-            self._exact[entry.kind][entry.value].append(entry)
+            table = self._exact.setdefault(entry.kind, {})
+            table[entry.value] = table.get(entry.value, ()) + (entry,)
             if entry.kind == "phone_prefix":
                 self._longest_prefix = max(self._longest_prefix, len(entry.value))
             return True
@@ -101,6 +166,32 @@ class ListIndex:
         except (ValueError, SystemError):
             return False
         return True
+
+    def _discard(self, entry: ListEntryValue) -> bool:
+        """Take the entry of this list and value out of the tables; False when they hold none."""
+        if entry.kind != "ip":
+            table = self._exact.get(entry.kind, {})
+            found = table.get(entry.value, ())
+            kept = tuple(e for e in found if e.list_name != entry.list_name)
+            if len(kept) == len(found):
+                return False
+            if kept:
+                table[entry.value] = kept
+            else:
+                del table[entry.value]
+            return True
+        tree = self._networks.get((entry.list_name, 6 if ":" in entry.value else 4))
+        if tree is None:
+            return False
+        # The tree holds one entry per network; normalised values name each network once.
+        for key in (entry.value, _network_text(entry.value)):
+            try:
+                if key is not None and tree.has_key(key) and tree[key].value == entry.value:
+                    del tree[key]
+                    return True
+            except (ValueError, SystemError, KeyError):
+                continue
+        return False
 
     def _exact_matches(self, kind: str, candidates: Iterable[str], matched: str, now: datetime) -> list[ListMatch]:
         table = self._exact.get(kind, {})
@@ -139,17 +230,26 @@ class ListIndex:
         """The most specific live network of each list that holds the address."""
         version = ipaddress.ip_address(address).version
         found = []
-        for (list_name, tree_version), tree in self._networks.items():
-            if tree_version != version:
-                continue
-            key = tree.get_key(address)
-            while key is not None:
-                entry = tree[key]
-                if _live(entry, now):
-                    found.append(ListMatch(list_name, entry.action, "ip", entry.value, address, entry.reason))
-                    break
-                key = tree.parent(key)
+        with self._lock:
+            for (list_name, tree_version), tree in self._networks.items():
+                if tree_version != version:
+                    continue
+                key = tree.get_key(address)
+                while key is not None:
+                    entry = tree[key]
+                    if _live(entry, now):
+                        found.append(ListMatch(list_name, entry.action, "ip", entry.value, address, entry.reason))
+                        break
+                    key = tree.parent(key)
         return found
+
+
+def _network_text(value: str) -> str | None:
+    """The network as ipaddress writes it: the key `_add` falls back to for text the tree cannot parse."""
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        return None
 
 
 # -- checks over signals["lists"] --------------------------------------------------------

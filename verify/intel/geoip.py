@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import maxminddb
 
+from verify import metrics
 from verify.settings import Settings
 
 UNKNOWN = "unknown"
@@ -166,6 +167,7 @@ class MaxMindDatabase:
                     reader.close()
                     wanted = " or ".join(ACCEPTED_TYPES[self.role])
                     raise ValueError(f"database_type {database_type!r} is not a {wanted} database")
+                metrics.set_geoip_build(self.role, int(metadata.build_epoch))
                 return _Loaded(signature, reader, database_type, int(metadata.build_epoch))
             except FileNotFoundError:
                 problem, error = "missing", f"no file at {self.path}"

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from verify.errors import Conflict, NotFound
 from verify.store.models import Assessment, Feedback, utcnow
+from verify.store.webhooks import delete_deliveries_about
 
 ASSESSMENT = Assessment.__table__.c
 
@@ -110,8 +111,10 @@ def assessment_ids_of_person(
 
 
 def delete_assessments(ids: list[str], *, session: Session) -> tuple[int, int]:
-    """Delete these assessments and their feedback; return (assessments, feedback) deleted."""
+    """Delete these assessments, their feedback and the webhook deliveries about them; return
+    (assessments, feedback) deleted."""
     assessments = feedback = 0
+    delete_deliveries_about(ids, session=session)
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         feedback += session.execute(sa.delete(Feedback).where(col(Feedback.assessment_id).in_(chunk))).rowcount

@@ -9,7 +9,6 @@ from sqlmodel import Session
 from verify.engine.lists import DISPOSABLE_LIST
 from verify.store.lists import ensure_builtin_lists, insert_entries
 from verify.store.policy import add_policy_version, current_policy
-from verify.store.stamps import LISTS_STAMP, bump_stamp
 
 
 def bootstrap(
@@ -24,7 +23,5 @@ def bootstrap(
     if DISPOSABLE_LIST in created:
         values, source = disposable() if callable(disposable) else disposable
         insert_entries(created[DISPOSABLE_LIST], values, source=source, session=session)
-    if created:
-        bump_stamp(LISTS_STAMP, session=session)
     if current_policy(session=session) is None:
         add_policy_version(default_policy, actor="system", session=session)

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15000
+MIGRATION_LOCK_KEY = 0x76657269667900  # "verify" in ASCII: one key for every instance of the service
 
 
 def normalise_url(url: str) -> str:
@@ -95,6 +96,25 @@ class Database:
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    @contextmanager
+    def migration_lock(self) -> Iterator[None]:
+        """Hold PostgreSQL's advisory lock for migrations: of containers that start together,
+        one migrates and seeds, and the others wait and then find it done.
+
+        SQLite needs none: it is one machine's file, migrated by the one process that serves it.
+        """
+        if self.dialect != "postgresql":
+            yield
+            return
+        with self.engine.connect() as connection:
+            # Waiting for the lock may take longer than the service's statement timeout.
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.rollback()  # ends the transaction, and with it the lock
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""

@@ -14,9 +14,9 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from verify.errors import Conflict, NotFound, VerifyError
 from verify.store.audit import record_audit
+from verify.store.list_changes import Added, log_list_changes
 from verify.store.lists import get_list
 from verify.store.models import utcnow
-from verify.store.stamps import LISTS_STAMP, bump_stamp
 from verify.store.models import ListDef, ListEntry, utc_column
 
 SOURCE_PREFIX = "feed:"
@@ -56,10 +56,10 @@ def feed_source(name: str) -> str:
 
 
 # The few calls into the list and audit queries, in one place.
-def _list_changed(list_def: ListDef, *, session: Session) -> None:
+def _list_changed(list_def: ListDef, *, added: list[Added], removed: list[str], session: Session) -> None:
     list_def.updated_at = utcnow()
     session.add(list_def)
-    bump_stamp(LISTS_STAMP, session=session)
+    log_list_changes(list_def, added=added, removed=removed, session=session)
 
 
 def _audit(actor: str, action: str, target: str, detail: dict, *, session: Session) -> None:
@@ -113,11 +113,11 @@ def remove_feed(name: str, *, keep_entries: bool, actor: str, session: Session) 
     feed, list_def = get_feed(name, session=session)
     removed = 0
     if not keep_entries:
-        removed = session.execute(
-            sa.delete(ListEntry).where(ListEntry.list_id == list_def.id, ListEntry.source == feed_source(name))
-        ).rowcount
+        owned = ListEntry.list_id == list_def.id, ListEntry.source == feed_source(name)
+        values = list(session.exec(select(ListEntry.value).where(*owned)))
+        removed = session.execute(sa.delete(ListEntry).where(*owned)).rowcount
         if removed:
-            _list_changed(list_def, session=session)
+            _list_changed(list_def, added=[], removed=values, session=session)
     session.delete(feed)
     _audit(actor, "feed.remove", name, {"list": list_def.name, "entries_removed": removed, "kept_entries": keep_entries}, session=session)
     return removed
@@ -213,7 +213,7 @@ def replace_source_entries(
             for value in new[start:start + _CHUNK * 10]
         ])
     if new or removed:
-        _list_changed(list_def, session=session)
+        _list_changed(list_def, added=[(value, None, None) for value in new], removed=removed, session=session)
         changed = {"added_values": sorted(new), "removed_values": removed} if len(new) + len(removed) <= AUDIT_VALUES_LIMIT else {}
         _audit(actor, "list.sync", list_def.name, {
             "list": list_def.name, "source": source, "added": len(new), "removed": len(removed), "total": total,

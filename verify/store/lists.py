@@ -1,7 +1,8 @@
 """Block, challenge and allow lists: their definitions, their entries, and every change to them.
 
-Every change to a list bumps the `lists` stamp in the same transaction, so that each worker
-and instance rebuilds its index before its next assessment, and is recorded in the audit trail.
+Every change to a list's entries is logged in the same transaction (store/list_changes.py),
+which bumps the `lists` stamp, so that each worker and instance brings its index up to date
+before its next assessment; and is recorded in the audit trail.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from sqlmodel import Session, col, select
 from verify.engine.lists import DISPOSABLE_LIST, HOSTING_LIST, SIGNAL_ACTION, ListEntryValue
 from verify.errors import Conflict, NotFound
 from verify.store.audit import record_audit
+from verify.store.list_changes import Added, log_list_changes, log_list_reset
 from verify.store.models import ListDef, ListEntry, utcnow
-from verify.store.stamps import LISTS_STAMP, bump_stamp
 
 # name, kind, action, description: created empty on first start (disposable-domains is seeded).
 BUILTIN_LISTS: tuple[tuple[str, str, str, str], ...] = (
@@ -101,9 +102,7 @@ def insert_entries(
     ]
     if rows:
         session.execute(sa.insert(ListEntry), rows)
-        list_def.updated_at = now
-        session.add(list_def)
-        bump_stamp(LISTS_STAMP, session=session)
+        _changed(list_def, added=[(row["value"], reason, expires_at) for row in rows], removed=[], session=session)
     return len(rows), len(present)
 
 
@@ -116,10 +115,15 @@ def load_list_entries(*, session: Session) -> list[ListEntryValue]:
     return [ListEntryValue(name, kind, action, value, reason, expires_at) for name, kind, action, value, reason, expires_at in rows]
 
 
-def _changed(list_def: ListDef, *, session: Session) -> None:
+def _changed(list_def: ListDef, *, added: Iterable[Added], removed: Iterable[str], session: Session) -> None:
+    """Note a change to the list's entries: workers replay `added` and `removed` into their index.
+
+    A change that cannot be itemised (a whole list dropped) calls `log_list_reset` instead, so
+    that workers rebuild: a stamp bumped without a logged row does that too, but silence does not.
+    """
     list_def.updated_at = utcnow()
     session.add(list_def)
-    bump_stamp(LISTS_STAMP, session=session)
+    log_list_changes(list_def, added=added, removed=removed, session=session)
 
 
 def _audit_list_change(
@@ -185,9 +189,10 @@ def add_list_entries(
     session: Session,
 ) -> tuple[int, int]:
     """Add normalised values; return (added, updated). A value already on the list takes the new reason, expiry and source."""
-    return import_list_entries(
-        list_def, [(value, reason, expires_at) for value in values], source=source, actor=actor, action="list.add", session=session
-    )
+    added, updated, values = _upsert_entries(list_def, [(value, reason, expires_at) for value in values], source=source, session=session)
+    if added or updated:
+        _audit_list_change(actor, "list.add", list_def, {"added": added, "updated": updated}, values, session=session, source=source)
+    return added, updated
 
 
 def import_list_entries(
@@ -196,13 +201,22 @@ def import_list_entries(
     *,
     source: str,
     actor: str,
-    action: str = "list.import",
     session: Session,
 ) -> tuple[int, int]:
-    """Add (value, reason, expires_at) rows, as from a CSV file; return (added, updated).
+    """Add (value, reason, expires_at) rows, as from a CSV file; return (added, updated)."""
+    added, updated, values = _upsert_entries(list_def, entries, source=source, session=session)
+    if added or updated:
+        _audit_list_change(actor, "list.import", list_def, {"added": added, "updated": updated}, values, session=session, source=source)
+    return added, updated
 
-    The first row of a value decides its reason and expiry; values already on the list take
-    them, and `source`, when any of the three differs ("updated").
+
+def _upsert_entries(
+    list_def: ListDef, entries: list[Added], *, source: str, session: Session
+) -> tuple[int, int, list[str]]:
+    """Insert new values and give present ones the new reason, expiry and source; return (added, updated, values).
+
+    The first row of a value decides its reason and expiry. A present value counts as updated
+    when any of the three differs; the change log records it as removed and added again.
     """
     lock_list(list_def, session=session)
     wanted: dict[str, tuple[str | None, datetime | None]] = {}
@@ -216,7 +230,7 @@ def import_list_entries(
         if value not in present
     ]
     changed = [
-        {"entry_id": present[value].id, "new_reason": reason, "new_source": source, "new_expires_at": expires_at}
+        {"entry_id": present[value].id, "value": value, "new_reason": reason, "new_source": source, "new_expires_at": expires_at}
         for value, (reason, expires_at) in wanted.items()
         if value in present and (present[value].reason, present[value].expires_at, present[value].source) != (reason, expires_at, source)
     ]
@@ -226,14 +240,13 @@ def import_list_entries(
         session.execute(
             sa.update(ListEntry.__table__).where(ListEntry.__table__.c.id == sa.bindparam("entry_id"))
             .values(reason=sa.bindparam("new_reason"), source=sa.bindparam("new_source"), expires_at=sa.bindparam("new_expires_at")),
-            changed,
+            [{key: row[key] for key in ("entry_id", "new_reason", "new_source", "new_expires_at")} for row in changed],
         )
     if new or changed:
-        _changed(list_def, session=session)
-        _audit_list_change(
-            actor, action, list_def, {"added": len(new), "updated": len(changed)}, list(wanted), session=session, source=source
-        )
-    return len(new), len(changed)
+        added = [(row["value"], row["reason"], row["expires_at"]) for row in new]
+        added += [(row["value"], row["new_reason"], row["new_expires_at"]) for row in changed]
+        _changed(list_def, added=added, removed=[row["value"] for row in changed], session=session)
+    return len(new), len(changed), list(wanted)
 
 
 def _present_entries(list_def: ListDef, values: list[str], *, session: Session) -> dict[str, ListEntry]:
@@ -264,9 +277,9 @@ def delete_list(list_def: ListDef, *, actor: str, session: Session) -> None:
         raise Conflict(f"the feed(s) {', '.join(sorted(feeds))} fill {list_def.name!r}; remove them first")
     lock_list(list_def, session=session)
     count = count_entries(list_def, session=session)
+    log_list_reset(list_def, session=session)  # workers rebuild their index without the list
     session.execute(sa.delete(ListEntry).where(ListEntry.list_id == list_def.id))
     session.delete(list_def)
-    bump_stamp(LISTS_STAMP, session=session)
     record_audit(actor, "list.delete", target=list_def.name, detail={"list": list_def.name, "removed": count}, session=session)
 
 
@@ -297,7 +310,7 @@ def replace_list_entries(
         ]
         session.execute(sa.insert(ListEntry), rows)
     if new or removed:
-        _changed(list_def, session=session)
+        _changed(list_def, added=[(value, reason, None) for value in new], removed=removed, session=session)
         changed = sorted(new) + sorted(removed)
         detail_values = {"added_values": sorted(new), "removed_values": sorted(removed)} if len(changed) <= AUDIT_VALUES_LIMIT else {}
         _audit_list_change(
@@ -314,7 +327,7 @@ def delete_list_value(list_def: ListDef, value: str, *, actor: str, session: Ses
     if entry is None:
         raise NotFound(f"{value!r} is not on the list {list_def.name!r}")
     session.delete(entry)
-    _changed(list_def, session=session)
+    _changed(list_def, added=[], removed=[value], session=session)
     _audit_list_change(actor, "list.remove", list_def, {"removed": 1}, [value], session=session, source=entry.source)
 
 
@@ -327,7 +340,7 @@ def delete_list_source(list_def: ListDef, source: str, *, actor: str, session: S
     if not values:
         raise NotFound(f"the list {list_def.name!r} holds no entry from {source!r}")
     session.execute(sa.delete(ListEntry).where(ListEntry.list_id == list_def.id, ListEntry.source == source))
-    _changed(list_def, session=session)
+    _changed(list_def, added=[], removed=values, session=session)
     _audit_list_change(actor, "list.remove_source", list_def, {"removed": len(values)}, sorted(values), session=session, source=source)
     return len(values)
 
@@ -379,7 +392,7 @@ def refresh_package_entries(
             for value in new
         ])
     if new or removed or relabel:
-        _changed(list_def, session=session)
+        _changed(list_def, added=[(value, None, None) for value in new], removed=removed, session=session)
         _audit_list_change(
             actor, "list.refresh", list_def, {"added": len(new), "removed": len(removed)}, [],
             session=session, source=source,

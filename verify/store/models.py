@@ -148,6 +148,27 @@ class ListEntry(SQLModel, table=True):
     created_at: datetime = utc_column()
 
 
+class ListChangeRecord(SQLModel, table=True):
+    """One change to a list's entries, kept a while so that each worker can update its index in place.
+
+    `stamp` is the value the `lists` stamp took in the change's transaction: stamps commit in
+    order (store/list_changes.py says why), so a worker replays stamps after its own, never ids.
+    """
+
+    __tablename__ = "list_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stamp: int = Field(index=True)
+    list_name: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    action: str = Field(max_length=16)
+    op: str = Field(max_length=8)  # add | remove | reset (too many to log: rebuild)
+    value: str | None = Field(default=None, max_length=320)
+    reason: str | None = Field(default=None, max_length=500)
+    expires_at: datetime | None = utc_column(nullable=True)
+    created_at: datetime = utc_column(index=True)
+
+
 class PolicyVersion(SQLModel, table=True):
     """One stored version of the scoring policy; the highest version is in force."""
 
@@ -179,3 +200,55 @@ class Stamp(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=32)
     value: int = 0
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A URL an admin registered to be told of events, with the secret its deliveries are signed with.
+
+    The secret is kept as given out: HMAC signing (Standard Webhooks) needs it, not a hash of it.
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: str = Field(primary_key=True, max_length=40)
+    url: str = Field(max_length=2000)
+    description: str = Field(default="", max_length=500)
+    events: list = Field(default_factory=list, sa_type=sa.JSON)
+    secret: str = Field(max_length=100)
+    enabled: bool = True
+    created_at: datetime = utc_column()
+    updated_at: datetime = utc_column()
+    created_by: str = Field(max_length=100)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event to one endpoint: its signed body, and where its sending stands.
+
+    `claim` names the worker sending it now; `next_attempt_at` is then the end of that claim's
+    lease, so a worker that died mid-send leaves a delivery that is due again when it lapses.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        sa.Index("ix_webhook_deliveries_endpoint", "endpoint_id", "seq"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(max_length=40, unique=True)
+    endpoint_id: str = Field(max_length=40, foreign_key="webhook_endpoints.id", ondelete="CASCADE")
+    event_type: str = Field(max_length=64)
+    # The assessment the event is about, so that erasure and retention remove its deliveries.
+    assessment_id: str | None = Field(default=None, max_length=40, index=True)
+    body: str = Field(sa_type=sa.Text)
+    status: str = Field(max_length=16)  # pending | succeeded | failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = utc_column(nullable=True)
+    retry_until: datetime = utc_column()
+    claim: str | None = Field(default=None, max_length=40)
+    created_at: datetime = utc_column()
+    last_attempt_at: datetime | None = utc_column(nullable=True)
+    delivered_at: datetime | None = utc_column(nullable=True)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    last_response: str | None = Field(default=None, max_length=500)

@@ -17,14 +17,17 @@ def current_policy(*, session: Session) -> PolicyVersion | None:
     return session.exec(select(PolicyVersion).order_by(col(PolicyVersion.version).desc()).limit(1)).first()
 
 
-def add_policy_version(
-    body: dict, *, actor: str, action: str = "policy.update", detail: dict | None = None, session: Session
-) -> PolicyVersion:
+def add_policy_version(body: dict, *, actor: str, session: Session) -> PolicyVersion:
+    row = _store_version(body, actor=actor, session=session)
+    record_audit(actor, "policy.update", target=f"version {row.version}", detail=body, session=session)
+    return row
+
+
+def _store_version(body: dict, *, actor: str, session: Session) -> PolicyVersion:
     latest = current_policy(session=session)
     row = PolicyVersion(version=(latest.version + 1) if latest else 1, body=body, created_at=utcnow(), created_by=actor)
     session.add(row)
     bump_stamp(POLICY_STAMP, session=session)
-    record_audit(actor, action, target=f"version {row.version}", detail=body if detail is None else detail, session=session)
     session.flush()
     return row
 
@@ -47,9 +50,9 @@ def get_policy_version(version: int, *, session: Session) -> PolicyVersion:
 def restore_policy_version(version: int, *, actor: str, session: Session) -> PolicyVersion:
     """Store a new version equal to an old one: a restore is a change like any other, audited."""
     old = get_policy_version(version, session=session)
-    return add_policy_version(
-        dict(old.body), actor=actor, action="policy.restore", detail={"restored": version, **old.body}, session=session
-    )
+    row = _store_version(dict(old.body), actor=actor, session=session)
+    record_audit(actor, "policy.restore", target=f"version {row.version}", detail={"restored": version, **old.body}, session=session)
+    return row
 
 
 def recent_judgements(last: int, *, session: Session) -> Iterator[sa.Row]:

@@ -2,14 +2,15 @@
 stamps in the database.
 
 Each request reads the small `stamps` table once; only when a stamp moved (an admin changed a
-list, the policy or a key, on any worker or instance) is the copy rebuilt.
+list, the policy or a key, on any worker or instance) is the copy renewed. The list index is
+brought up to date in place from the list-change log (store/list_changes.py), and rebuilt
+whole only when the log cannot say what changed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from verify.engine.lists import ListIndex
 from verify.engine.policy import Policy, parse_policy
 from verify.errors import Unavailable
 from verify.store.keys import live_api_keys, secret_lookup, secret_matches
+from verify.store.list_changes import list_changes_after
 from verify.store.lists import load_list_entries
 from verify.store.policy import current_policy
 from verify.store.stamps import KEYS_STAMP, LISTS_STAMP, POLICY_STAMP, read_stamps
@@ -81,14 +83,19 @@ class Snapshots:
         cached = self._lists
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        with self._lock:  # one thread rebuilds; the others wait for its result
+        with self._lock:  # one thread renews; the others wait for its result
             cached = self._lists
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-            entries = load_list_entries(session=session)
-            index = ListIndex(entries)
-            for entry in index.skipped:
+            changes = None if cached is None else list_changes_after(cached[0], until=stamp, session=session)
+            if changes is not None:
+                index = cached[1]
+                skipped = index.apply(changes)
+            else:
+                index = ListIndex(load_list_entries(session=session))
+                skipped = index.skipped
+            for entry in skipped:
                 log.warning("list %s: skipped the stored value %r, which cannot be read as a %s", entry.list_name, entry.value, entry.kind)
-            metrics.set_list_sizes(Counter(entry.list_name for entry in entries))
+            metrics.set_list_sizes(index.sizes)
             self._lists = (stamp, index)
             return index

@@ -16,8 +16,11 @@ def read_stamps(*, session: Session) -> dict[str, int]:
     return {name: value for name, value in session.execute(sa.select(Stamp.name, Stamp.value))}
 
 
-def bump_stamp(name: str, *, session: Session) -> None:
+def bump_stamp(name: str, *, session: Session) -> int:
+    """Add one to the stamp and return its new value; its row stays locked until the transaction ends."""
     updated = session.execute(sa.update(Stamp).where(Stamp.name == name).values(value=Stamp.value + 1))
     if updated.rowcount == 0:
         session.add(Stamp(name=name, value=1))
         session.flush()
+        return 1
+    return session.execute(sa.select(Stamp.value).where(Stamp.name == name)).scalar_one()

@@ -1,0 +1,67 @@
+"""The README keeps up with the code: every audit action, every `verify` command, and curl
+examples for the investigation routes."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import click
+
+from verify.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+ACTION = re.compile(r"[a-z_]+\.[a-z_]+")
+
+
+def audit_actions_in_code() -> set[str]:
+    """The action of every audit call: a dotted string literal passed to a function named *audit*."""
+    found = set()
+    for path in (ROOT / "verify").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if "audit" not in name:
+                continue
+            for argument in node.args:
+                if isinstance(argument, ast.Constant) and isinstance(argument.value, str) and ACTION.fullmatch(argument.value):
+                    found.add(argument.value)
+    return found
+
+
+def audit_actions_in_readme() -> set[str]:
+    section = README.split("### Audit trail", 1)[1].split("\n### ", 1)[0]
+    listed = section.split("Actions:", 1)[1].split("Changes of up to", 1)[0]
+    return {token for token in re.findall(r"`([^`]+)`", listed) if ACTION.fullmatch(token)}
+
+
+def test_the_readme_lists_every_audit_action_and_no_other():
+    in_code = audit_actions_in_code()
+    assert {"list.add", "policy.update", "key.create", "assessments.erase", "assessments.purge"} <= in_code
+    assert audit_actions_in_readme() == in_code
+
+
+def command_paths(group: click.Group, prefix: str = "verify") -> list[str]:
+    paths = []
+    for name in group.list_commands(click.Context(group)):
+        command = group.get_command(click.Context(group), name)
+        path = f"{prefix} {name}"
+        if isinstance(command, click.Group):
+            paths += command_paths(command, path)
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_the_readme_shows_every_command():
+    missing = [path for path in command_paths(main) if not re.search(rf"(?<![\w-]){re.escape(path)}(?![\w-])", README)]
+    assert missing == []
+
+
+def test_the_readme_has_curl_examples_for_search_feedback_related_and_erasure():
+    curls = [line for line in README.splitlines() if "curl " in line]
+    for pattern in (r"/v1/assessments\?", r"/v1/assessments/\S+/feedback", r"/v1/assessments/\S+/related", r"/v1/erasure", r"/v1/audit\?"):
+        assert any(re.search(pattern, line) for line in curls), pattern
