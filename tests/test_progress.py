@@ -74,7 +74,7 @@ def test_lists_import_draws_progress_on_a_terminal_only(database_url, tmp_path):
     env = {**os.environ, "VERIFY_DATABASE_URL": database_url, "COLUMNS": "100", "TERM": "xterm"}
     status, stdout, terminal = _run_on_a_terminal(["lists", "import", "blocked-ips", str(values)], env)
     assert status == 0, terminal
-    assert stdout.strip() == "added 30000, existing 0"
+    assert stdout.strip() == "added 30000, updated 0"
     assert "checking values" in terminal
 
     piped = subprocess.run(
@@ -82,5 +82,5 @@ def test_lists_import_draws_progress_on_a_terminal_only(database_url, tmp_path):
         capture_output=True, env=env, timeout=120,
     )
     assert piped.returncode == 0
-    assert piped.stdout.decode().strip() == "added 0, existing 30000"
+    assert piped.stdout.decode().strip() == "added 0, updated 0"
     assert "checking values" not in piped.stderr.decode() and "\x1b[" not in piped.stderr.decode()

@@ -39,6 +39,14 @@ def test_bad_values_are_refused(variable, value):
         Settings.from_env({variable: value})
 
 
+def test_console_settings():
+    assert Settings.from_env({}).secret_key is None  # the console is off until a key is set
+    settings = Settings.from_env({"VERIFY_SECRET_KEY": "s" * 40, "VERIFY_CONSOLE_IDLE_MINUTES": "5"})
+    assert (settings.secret_key, settings.console_idle_minutes) == ("s" * 40, 5)
+    with pytest.raises(SettingsError, match="VERIFY_CONSOLE_IDLE_MINUTES"):
+        Settings.from_env({"VERIFY_CONSOLE_IDLE_MINUTES": "0"})
+
+
 def test_webhook_settings():
     assert (Settings.from_env({}).webhook_timeout, Settings.from_env({}).serve_deliveries) == (10.0, True)
     settings = Settings.from_env({"VERIFY_WEBHOOK_TIMEOUT": "2.5", "VERIFY_SERVE_DELIVERIES": "off"})

@@ -6,7 +6,7 @@ import json
 
 from flask import Flask
 
-from verify import api, logs
+from verify import api, console, logs
 from verify.api import context, instrumentation, limits, request_size
 from verify.assessing import Assessor
 from verify.engine.reasons import default_points
@@ -53,4 +53,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     context.init_app(app, build_services(settings))
     limits.init_app(app, settings)
     api.init_app(app)
+    console.init_app(app, settings)
     return app

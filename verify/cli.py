@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import sys
@@ -26,14 +24,14 @@ from verify.assessing import Signup
 from verify.doctor import shown_url
 from verify.engine import list_values
 from verify.engine.identity import MailRules
-from verify.engine.list_values import Located, ValuesInvalid, normalise_all, text_lines
+from verify.engine.list_values import Located, ValuesInvalid, normalise_all
 from verify.engine.lists import DISPOSABLE_LIST
 from verify.errors import VerifyError
 from verify.intel.providers import disposable_seed
 from verify.store.assessments import assessment_ids_before, delete_assessments
 from verify.store.audit import record_audit
 from verify.store.keys import create_api_key, list_api_keys, revoke_api_key
-from verify.store.lists import get_list, import_list_entries, refresh_package_entries, stream_values
+from verify.store.lists import get_list, import_list_entries, refresh_package_entries, stream_entries, stream_values
 from verify.store.webhooks import purge_deliveries
 from verify.progress import progress
 from verify.store import lengths
@@ -135,7 +133,7 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--name", required=True, help="A name that says who uses the key.")
-@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(["assess", "admin"]))
+@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(["assess", "admin", "review"]))
 @with_appcontext
 def keys_create(name: str, scopes: tuple[str, ...]) -> None:
     """Create a key and print its secret, alone on one line (it is not shown again)."""
@@ -252,33 +250,16 @@ def lists_group() -> None:
     """Block, challenge and allow lists."""
 
 
-def read_list_file(path: Path) -> list[tuple[Located, str | None, datetime | None]]:
-    """Values of a file, with where each came from: text (one per line, `#` comments) or CSV.
-
-    CSV (by the .csv extension) holds the value in the first column and, optionally, a reason
-    and an RFC 3339 expiry; a first row whose first cell is `value` is a header.
-    """
+def read_list_file(path: Path) -> list[list_values.FileRow]:
+    """Values of a file, with where each came from: text (one per line, `#` comments) or CSV (.csv)."""
     text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() != ".csv":
-        return [(located, None, None) for located in text_lines(text)]
-    rows = []
-    for number, cells in enumerate(csv.reader(io.StringIO(text)), start=1):
-        cells = [cell.strip() for cell in cells]
-        if not cells or not cells[0] or cells[0].startswith("#") or (number == 1 and cells[0].lower() == "value"):
-            continue
-        reason = cells[1] if len(cells) > 1 and cells[1] else None
-        expires_at = None
-        if len(cells) > 2 and cells[2]:
-            try:
-                expires_at = parse_rfc3339(cells[2])
-            except ValueError as error:
-                fail(f"line {number}: expires_at {cells[2]!r} {error}")
-            if expires_at <= datetime.now(timezone.utc):
-                fail(f"line {number}: expires_at {cells[2]!r} is in the past")
-        if reason is not None and (len(reason) > lengths.LIST_REASON or "\x00" in reason):
-            fail(f"line {number}: the reason must be at most {lengths.LIST_REASON} characters, without NUL")
-        rows.append((Located(f"line {number}", cells[0]), reason, expires_at))
-    return rows
+    try:
+        return list_values.file_rows(
+            text, is_csv=path.suffix.lower() == ".csv", now=datetime.now(timezone.utc), parse_time=parse_rfc3339
+        )
+    except ValuesInvalid as error:
+        fail("\n".join(f"{e['field']}: {e['message']}" for e in error.errors[:LIST_ERRORS_SHOWN]))
+    return []
 
 
 def normalise_with_progress(kind: str, located: list[Located], *, rules: MailRules) -> list[str]:
@@ -323,28 +304,34 @@ def lists_import(name: str, file: Path) -> None:
     try:
         with services.database.transaction() as session:
             list_def = get_list(name, session=session)
-            values = normalise_with_progress(list_def.kind, [located for located, _, _ in rows], rules=services.assessor.providers.mail_rules)
-            entries = [(value, reason, expires_at) for value, (_, reason, expires_at) in zip(values, rows)]
+            values = normalise_with_progress(list_def.kind, [row.located for row in rows], rules=services.assessor.providers.mail_rules)
+            entries = [(value, row.reason, row.expires_at) for value, row in zip(values, rows)]
             with progress(f"storing {len(entries):,} entries"):
-                added, existing = import_list_entries(list_def, entries, source=file_source(file), actor="cli", session=session)
+                added, updated = import_list_entries(list_def, entries, source=file_source(file), actor="cli", session=session)
     except ValuesInvalid as error:
         shown = [f"{e['field']}: {e['message']}" for e in error.errors[:LIST_ERRORS_SHOWN]]
         more = len(error.errors) - len(shown)
         fail("nothing imported; bad values:\n  " + "\n  ".join(shown) + (f"\n  ... and {more} more" if more else ""))
-    click.echo(f"added {added}, existing {existing}")
+    click.echo(f"added {added}, updated {updated}")
 
 
 @lists_group.command("export")
 @click.argument("name")
+@click.option("--format", "export_format", type=click.Choice(["text", "csv"]), default="text", show_default=True,
+              help="text: one value per line; csv: value, reason, expires_at, source (what import reads back).")
 @with_appcontext
-def lists_export(name: str) -> None:
-    """Print the values of the list NAME, one per line (what `verify lists import` reads)."""
+def lists_export(name: str, export_format: str) -> None:
+    """Print the entries of the list NAME (what `verify lists import` reads)."""
     services = app_services()
     upgrade_database(services)
     with services.database.transaction() as session:
         list_def = get_list(name, session=session)
-        for value in stream_values(list_def, session=session):
-            click.echo(value)
+        if export_format == "text":
+            for value in stream_values(list_def, session=session):
+                click.echo(value)
+            return
+        for line in list_values.entries_csv(stream_entries(list_def, session=session)):
+            click.echo(line, nl=False)
 
 
 @lists_group.command("update-disposable")

@@ -61,6 +61,10 @@ class Settings:
     download_timeout: float = 30.0
     feed_max_bytes: int = 64 * 1024 * 1024
     feed_max_shrink: float = 0.5
+    # Signs the console's session cookies and CSRF tokens; the console is off without it, so
+    # that several workers never sign with different per-process keys.
+    secret_key: str | None = None
+    console_idle_minutes: int = 30
     # Webhooks: seconds a receiver has to answer, and whether `verify serve` sends deliveries
     # itself (off when a separate `verify worker` does).
     webhook_timeout: float = 10.0
@@ -82,6 +86,7 @@ class Settings:
             "VERIFY_MAXMIND_ACCOUNT_ID": "maxmind_account_id",
             "VERIFY_MAXMIND_LICENSE_KEY": "maxmind_license_key",
             "VERIFY_MAXMIND_URL": "maxmind_url",
+            "VERIFY_SECRET_KEY": "secret_key",
         }
         for variable, name in text.items():
             if env.get(variable):
@@ -109,6 +114,8 @@ class Settings:
             values["feed_max_shrink"] = _number(env["VERIFY_FEED_MAX_SHRINK"], "VERIFY_FEED_MAX_SHRINK", float)
             if values["feed_max_shrink"] > 1:
                 raise SettingsError("VERIFY_FEED_MAX_SHRINK is a fraction: greater than 0, at most 1")
+        if env.get("VERIFY_CONSOLE_IDLE_MINUTES"):
+            values["console_idle_minutes"] = _number(env["VERIFY_CONSOLE_IDLE_MINUTES"], "VERIFY_CONSOLE_IDLE_MINUTES", int)
         if env.get("VERIFY_WEBHOOK_TIMEOUT"):
             values["webhook_timeout"] = _number(env["VERIFY_WEBHOOK_TIMEOUT"], "VERIFY_WEBHOOK_TIMEOUT", float)
         if env.get("VERIFY_SERVE_DELIVERIES"):

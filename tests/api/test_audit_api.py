@@ -7,7 +7,8 @@ import json
 import pytest
 
 from verify.settings import PROJECT_ROOT
-from verify.store.keys import revoke_api_key
+from tests.conftest import bearer
+from verify.store.keys import create_api_key, revoke_api_key
 from verify.store.lists import AUDIT_VALUES_LIMIT
 
 DEFAULT = json.loads((PROJECT_ROOT / "data" / "default_policy.json").read_text())
@@ -27,7 +28,7 @@ def test_audit_needs_the_admin_scope(client, assess_headers):
 def test_every_admin_change_is_recorded_newest_first(client, admin_headers, services):
     client.post("/v1/lists", json={"name": "wave-7", "kind": "ip", "action": "challenge"}, headers=admin_headers)
     client.post("/v1/lists/wave-7/entries", json={"values": ["203.0.113.0/24", "198.51.100.7"], "reason": "wave 7"}, headers=admin_headers)
-    client.post("/v1/lists/wave-7/entries", json={"values": ["198.51.100.7"]}, headers=admin_headers)  # no change
+    client.post("/v1/lists/wave-7/entries", json={"values": ["198.51.100.7"], "reason": "wave 7"}, headers=admin_headers)  # no change
     client.put("/v1/lists/wave-7/entries", json={"values": ["198.51.100.7", "192.0.2.1"]}, headers=admin_headers)
     client.delete("/v1/lists/wave-7/entries?value=192.0.2.1", headers=admin_headers)
     client.delete("/v1/lists/wave-7/entries?source=key:alice-admin", headers=admin_headers)
@@ -42,7 +43,7 @@ def test_every_admin_change_is_recorded_newest_first(client, admin_headers, serv
     by_action = {item["action"]: item for item in items[:7]}
     assert by_action["list.add"]["actor"] == "alice-admin"
     assert by_action["list.add"]["target"] == "wave-7"
-    assert by_action["list.add"]["detail"] == {"list": "wave-7", "added": 2, "existing": 0, "source": "key:alice-admin",
+    assert by_action["list.add"]["detail"] == {"list": "wave-7", "added": 2, "updated": 0, "source": "key:alice-admin",
                                                 "values": ["203.0.113.0/24", "198.51.100.7"]}
     assert by_action["list.replace"]["detail"] | {"list": None} == {
         "list": None, "added": 1, "removed": 1, "total": 2, "source": "key:alice-admin",
@@ -82,3 +83,25 @@ def test_audit_pages_with_an_opaque_cursor(client, admin_headers):
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 501}, {"limit": 10**20}, {"cursor": "%%%"}, {"cursor": "eyJiZWZvcmUiOiJ4In0"}])
 def test_bad_audit_parameters_are_422(client, admin_headers, params):
     assert client.get("/v1/audit", query_string=params, headers=admin_headers).status_code == 422
+
+
+def test_audit_filters_by_actor_action_target_and_time(client, admin_headers, services):
+    with services.database.transaction() as session:
+        bob = create_api_key("bob-admin", ["admin"], session=session)
+    client.post("/v1/lists/blocked-domains/entries", json={"values": ["a.example"]}, headers=admin_headers)
+    client.post("/v1/lists/blocked-ips/entries", json={"values": ["192.0.2.1"]}, headers=bearer(bob))
+    client.put("/v1/policy", json=DEFAULT, headers=bearer(bob))
+
+    def found(**params) -> list[tuple[str, str, str]]:
+        response = client.get("/v1/audit", query_string=params, headers=admin_headers)
+        assert response.status_code == 200, response.get_json()
+        return [(item["actor"], item["action"], item["target"]) for item in response.get_json()["items"]]
+
+    assert found(actor="bob-admin") == [("bob-admin", "policy.update", "version 2"), ("bob-admin", "list.add", "blocked-ips")]
+    assert found(action="list") == [("bob-admin", "list.add", "blocked-ips"), ("alice-admin", "list.add", "blocked-domains")]
+    assert found(action="list.add", target="DOMAINS") == [("alice-admin", "list.add", "blocked-domains")]
+    assert found(action="lis") == []
+    assert found(since="2099-01-01T00:00:00Z") == []
+    assert len(found(until="2099-01-01T00:00:00Z", actor="alice-admin")) == 1
+    assert client.get("/v1/audit?since=yesterday", headers=admin_headers).status_code == 422
+    assert client.get("/v1/audit?actor=%00", headers=admin_headers).status_code == 422

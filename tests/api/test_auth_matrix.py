@@ -1,7 +1,7 @@
-"""Every operation in openapi.yaml x {no key, unknown key, revoked key, assess key, admin key}.
+"""Every operation in openapi.yaml x {no key, unknown key, revoked key, assess key, admin key, review key}.
 
 The spec says which operations are open (`security: []`) and, in each summary, which scopes a
-secured one accepts: "(scope admin)", "(scope assess or admin)". Operations whose route is not
+secured one accepts: "(scope admin)", "(scope assess or admin)", "(scope admin or review)". Operations whose route is not
 registered in this app yet are skipped by name, and covered as soon as they are.
 """
 
@@ -18,8 +18,11 @@ from tests.support.contract import SPEC
 from verify.store.keys import create_api_key, revoke_api_key
 
 METHODS = ("get", "post", "put", "delete", "patch")
-SCOPE = re.compile(r"\(scope ((?:assess|admin)(?: or (?:assess|admin))*)\)")
-PATH_VALUES = {"assessment_id": "no-such-assessment", "name": "blocked-ips", "webhook_id": "no-such-webhook", "delivery_id": "no-such-delivery"}
+SCOPE = re.compile(r"\(scope ((?:assess|admin|review)(?: or (?:assess|admin|review))*)\)")
+PATH_VALUES = {
+    "assessment_id": "no-such-assessment", "name": "blocked-ips", "version": "1",
+    "webhook_id": "no-such-webhook", "delivery_id": "no-such-delivery",
+}
 
 
 def operations() -> list[tuple[str, str, dict]]:
@@ -52,12 +55,14 @@ def credentials(services, keys) -> dict[str, dict[str, str]]:
     with services.database.transaction() as session:
         revoked = create_api_key("revoked-admin", ["assess", "admin"], session=session)
         revoke_api_key("revoked-admin", session=session)
+        review = create_api_key("rita-review", ["review"], session=session)
     return {
         "no key": {},
         "unknown key": bearer("vk_00000000deadbeef_" + "x" * 43),
         "revoked key": bearer(revoked),
         "assess key": bearer(keys["assess"]),
         "admin key": bearer(keys["admin"]),
+        "review key": bearer(review),
     }
 
 

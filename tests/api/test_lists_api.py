@@ -10,6 +10,8 @@ import pytest
 from tests.conftest import bearer
 from tests.support.contract import ContractClient
 from verify.app import create_app
+from verify.store.feeds import add_feed
+from verify.store.keys import create_api_key
 
 
 def lists_by_name(client, headers) -> dict[str, dict]:
@@ -107,12 +109,12 @@ def test_list_body_must_be_json(client, admin_headers):
 def test_added_values_are_normalised_with_provenance(client, admin_headers):
     response = add(client, admin_headers, "blocked-asns", ["AS64500", "64501", "as64500"], reason="bulletproof hoster")
     assert response.status_code == 200
-    assert response.get_json() == {"added": 2, "existing": 0}
-    assert add(client, admin_headers, "blocked-asns", ["64501", "AS64502"]).get_json() == {"added": 1, "existing": 1}
+    assert response.get_json() == {"added": 2, "updated": 0}
+    assert add(client, admin_headers, "blocked-asns", ["64501", "AS64502"]).get_json() == {"added": 1, "updated": 1}
     items = entries(client, admin_headers, "blocked-asns")
     assert [item["value"] for item in items] == ["64500", "64501", "64502"]
     assert items[0]["source"] == "key:alice-admin"
-    assert items[0]["reason"] == "bulletproof hoster" and items[2]["reason"] is None
+    assert items[0]["reason"] == "bulletproof hoster" and items[1]["reason"] is None and items[2]["reason"] is None
     assert items[0]["expires_at"] is None and items[0]["created_at"].endswith("Z")
 
 
@@ -212,11 +214,12 @@ def test_delete_every_entry_of_one_source(client, admin_headers, keys):
     add(client, admin_headers, "blocked-domains", ["kept.example", "shared.example"])
     add(client, bearer(keys["both"]), "blocked-domains", ["poison1.example", "poison2.example", "shared.example"])
     sources = {i["value"]: i["source"] for i in entries(client, admin_headers, "blocked-domains")}
-    assert sources == {"kept.example": "key:alice-admin", "shared.example": "key:alice-admin",
+    # A value added again takes the new source: the last one to vouch for it.
+    assert sources == {"kept.example": "key:alice-admin", "shared.example": "key:ops",
                        "poison1.example": "key:ops", "poison2.example": "key:ops"}
     response = client.delete("/v1/lists/blocked-domains/entries", query_string={"source": "key:ops"}, headers=admin_headers)
     assert response.status_code == 204
-    assert [i["value"] for i in entries(client, admin_headers, "blocked-domains")] == ["kept.example", "shared.example"]
+    assert [i["value"] for i in entries(client, admin_headers, "blocked-domains")] == ["kept.example"]
     assert client.delete("/v1/lists/blocked-domains/entries?source=key:ops", headers=admin_headers).status_code == 404
 
 
@@ -368,3 +371,78 @@ def test_change_through_one_instance_applies_on_another(settings, keys):
 def test_nul_characters_are_refused_not_stored(client, admin_headers, method, path, kwargs):
     """PostgreSQL text cannot hold NUL; it must be a 422, never a database error."""
     assert getattr(client, method)(path, headers=admin_headers, **kwargs).status_code == 422
+
+
+# -- deleting lists, updating entries, uploads ----------------------------------------------
+
+def test_a_custom_list_can_be_deleted_and_a_builtin_one_cannot(client, admin_headers, assess_headers):
+    client.post("/v1/lists", json={"name": "wave-9", "kind": "email_domain", "action": "deny"}, headers=admin_headers)
+    add(client, admin_headers, "wave-9", ["wave9.example"])
+    assert "list.deny" in codes(assess(client, assess_headers, email="a@wave9.example"))
+    assert client.delete("/v1/lists/wave-9", headers=admin_headers).status_code == 204
+    assert "wave-9" not in lists_by_name(client, admin_headers)
+    assert "list.deny" not in codes(assess(client, assess_headers, email="b@wave9.example"))
+    assert client.delete("/v1/lists/wave-9", headers=admin_headers).status_code == 404
+    refused = client.delete("/v1/lists/blocked-domains", headers=admin_headers)
+    assert refused.status_code == 409 and "built-in" in refused.get_json()["detail"]
+    assert client.delete("/v1/lists/blocked-domains", headers=assess_headers).status_code == 403
+
+
+def test_adding_a_present_value_updates_its_reason_expiry_and_source(client, admin_headers, services):
+    add(client, admin_headers, "blocked-domains", ["old.example"], reason="first look")
+    with services.database.transaction() as session:
+        create_api_key("bob-admin", ["admin"], session=session)
+        bob = create_api_key("bob-2", ["admin"], session=session)
+    later = (datetime.now(timezone.utc) + timedelta(days=7)).replace(microsecond=0)
+    response = add(client, bearer(bob), "blocked-domains", ["old.example", "new.example"], reason="wave 3",
+                   expires_at=later.isoformat().replace("+00:00", "Z"))
+    assert response.get_json() == {"added": 1, "updated": 1}
+    item = {row["value"]: row for row in entries(client, admin_headers, "blocked-domains")}["old.example"]
+    assert (item["reason"], item["source"]) == ("wave 3", "key:bob-2")
+    assert datetime.fromisoformat(item["expires_at"]) == later
+    again = add(client, bearer(bob), "blocked-domains", ["old.example"], reason="wave 3", expires_at=later.isoformat())
+    assert again.get_json() == {"added": 0, "updated": 0}
+
+
+def upload(client, headers, name, text, content_type, **params):
+    return client.post(f"/v1/lists/{name}/entries", data=text.encode(), content_type=content_type,
+                       query_string=params, headers=headers)
+
+
+def test_a_text_upload_names_every_bad_line_and_adds_nothing(client, admin_headers):
+    response = upload(client, admin_headers, "blocked-ips", "# wave 4\n203.0.113.9\nnot-an-ip\n\n198.51.100.0/24\n999.1.1.1\n",
+                      "text/plain", source="wave4.txt")
+    assert response.status_code == 422
+    assert [error["field"] for error in response.get_json()["errors"]] == ["line 3", "line 6"]
+    assert entries(client, admin_headers, "blocked-ips") == []
+    good = upload(client, admin_headers, "blocked-ips", "203.0.113.9\n198.51.100.0/24\n", "text/plain",
+                  source="wave4.txt", reason="wave 4")
+    assert good.status_code == 200 and good.get_json() == {"added": 2, "updated": 0}
+    stored = entries(client, admin_headers, "blocked-ips")
+    assert {(item["source"], item["reason"]) for item in stored} == {("file:wave4.txt", "wave 4")}
+
+
+def test_a_csv_upload_keeps_each_rows_reason_and_expiry(client, admin_headers):
+    body = "value,reason,expires_at\nbad.example,row reason,2099-01-01T00:00:00Z\nworse.example,,\n"
+    response = upload(client, admin_headers, "blocked-domains", body, "text/csv", reason="default reason",
+                      expires_at="2098-01-01T00:00:00Z")
+    assert response.get_json() == {"added": 2, "updated": 0}
+    stored = {item["value"]: item for item in entries(client, admin_headers, "blocked-domains")}
+    assert stored["bad.example"]["reason"] == "row reason" and stored["bad.example"]["expires_at"].startswith("2099")
+    assert stored["worse.example"]["reason"] == "default reason" and stored["worse.example"]["expires_at"].startswith("2098")
+    assert stored["bad.example"]["source"] == "key:alice-admin"
+    past = upload(client, admin_headers, "blocked-domains", "x.example,r,2001-01-01T00:00:00Z\n", "text/csv")
+    assert past.status_code == 422 and past.get_json()["errors"][0]["field"] == "line 1"
+    assert upload(client, admin_headers, "blocked-domains", "x.example\n", "text/plain", expires_at="yesterday").status_code == 422
+    assert upload(client, admin_headers, "blocked-domains", "x.example\n", "text/plain", colour="red").status_code == 422
+    assert upload(client, admin_headers, "blocked-domains", "x.example\n", "application/xml").status_code == 415
+
+
+def test_a_list_that_a_feed_fills_cannot_be_deleted(client, admin_headers, services):
+    client.post("/v1/lists", json={"name": "tor-exits", "kind": "ip", "action": "challenge"}, headers=admin_headers)
+    with services.database.transaction() as session:
+        add_feed("tor", url="https://example.invalid/tor.txt", list_name="tor-exits", feed_format="lines",
+                 interval=timedelta(hours=1), actor="cli", session=session)
+    refused = client.delete("/v1/lists/tor-exits", headers=admin_headers)
+    assert refused.status_code == 409 and "tor" in refused.get_json()["detail"]
+    assert "tor-exits" in lists_by_name(client, admin_headers)

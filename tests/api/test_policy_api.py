@@ -127,3 +127,25 @@ def test_examples_are_capped_per_transition(client, admin_headers, assess_header
 @pytest.mark.parametrize("query", ["last=0", "last=100001", "last=many", f"last={10**40}"])
 def test_bad_simulation_size_is_422(client, admin_headers, query):
     assert client.post(f"/v1/policy/simulate?{query}", json=DEFAULT, headers=admin_headers).status_code == 422
+
+
+# -- versions and restore ---------------------------------------------------------------------
+
+def test_versions_are_listed_read_and_restored_as_a_new_audited_version(client, admin_headers, assess_headers):
+    put_policy(client, admin_headers, thresholds={"challenge": 10, "deny": 80})
+    listed = client.get("/v1/policy/versions", headers=admin_headers).get_json()["items"]
+    assert [(item["version"], item["actor"]) for item in listed] == [(2, "alice-admin"), (1, "system")]
+    assert client.get("/v1/policy/versions/2", headers=admin_headers).get_json()["thresholds"]["challenge"] == 10
+    assert client.get("/v1/policy/versions/9", headers=admin_headers).status_code == 404
+    assert assess(client, assess_headers, "admin@example-mail.com")["verdict"] == "challenge"  # 20 points >= 10
+
+    restored = client.post("/v1/policy/versions/1/restore", headers=admin_headers)
+    assert restored.status_code == 200
+    body = restored.get_json()
+    assert body["version"] == 3 and body["thresholds"] == {"challenge": 40, "deny": 80}
+    assert client.get("/v1/policy", headers=admin_headers).get_json()["version"] == 3
+    assert assess(client, assess_headers, "admin@example-mail.com")["verdict"] == "allow"
+    event = client.get("/v1/audit", query_string={"action": "policy.restore"}, headers=admin_headers).get_json()["items"][0]
+    assert (event["actor"], event["target"], event["detail"]["restored"]) == ("alice-admin", "version 3", 1)
+    assert client.post("/v1/policy/versions/7/restore", headers=admin_headers).status_code == 404
+    assert client.post("/v1/policy/versions/1/restore", headers=assess_headers).status_code == 403

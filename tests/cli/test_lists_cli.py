@@ -34,7 +34,7 @@ def test_import_text_then_export_round_trips(run, services, tmp_path):
     source.write_text("# campaign 42\nEvil.Example\nmx1.evil.example.  # a subdomain\n\nbad-actor.example\nevil.example\n", encoding="utf-8")
     result = run("lists", "import", "blocked-domains", str(source))
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "added 3, existing 0"
+    assert result.stdout.strip() == "added 3, updated 0"
     stored = entries_of(services, "blocked-domains")
     assert {row.source for row in stored.values()} == {"file:wave.txt"}
     exported = run("lists", "export", "blocked-domains")
@@ -43,8 +43,8 @@ def test_import_text_then_export_round_trips(run, services, tmp_path):
 
     copy = tmp_path / "copy.txt"
     copy.write_text(exported.stdout, encoding="utf-8")
-    run("lists", "import", "blocked-domains", str(copy))
-    assert run("lists", "import", "blocked-domains", str(copy)).stdout.strip() == "added 0, existing 3"
+    assert run("lists", "import", "blocked-domains", str(copy)).stdout.strip() == "added 0, updated 3"  # a new source
+    assert run("lists", "import", "blocked-domains", str(copy)).stdout.strip() == "added 0, updated 0"
     country_list = "challenged-countries"
     countries = tmp_path / "countries.txt"
     countries.write_text("kp\nIR\n", encoding="utf-8")
@@ -123,3 +123,19 @@ def test_a_file_with_a_long_name_is_imported_and_its_provenance_fits(run, servic
     assert result.exit_code == 0, result.output
     stored = entries_of(services, "blocked-domains")["long-name.example"]
     assert stored.source.startswith("file:wave-www") and len(stored.source) == lengths.ENTRY_SOURCE
+
+
+def test_csv_export_keeps_reason_expiry_and_source_and_reads_back(run, services, tmp_path):
+    source = tmp_path / "ips.csv"
+    source.write_text("203.0.113.0/24,hosting range,2099-01-01T00:00:00Z\n198.51.100.7,,\n", encoding="utf-8")
+    run("lists", "import", "blocked-ips", str(source))
+    exported = run("lists", "export", "blocked-ips", "--format", "csv")
+    assert exported.stdout.splitlines() == [
+        "value,reason,expires_at,source",
+        "198.51.100.7,,,file:ips.csv",
+        "203.0.113.0/24,hosting range,2099-01-01T00:00:00Z,file:ips.csv",
+    ]
+    again = tmp_path / "again.csv"
+    again.write_text(exported.stdout, encoding="utf-8")
+    assert run("lists", "import", "blocked-ips", str(again)).stdout.strip() == "added 0, updated 2"
+    assert entries_of(services, "blocked-ips")["203.0.113.0/24"].reason == "hosting range"

@@ -92,6 +92,9 @@ NOTHING = lambda session: None  # noqa: E731
 # seed (before the worker's index is built), change (after): the change must reach the index in place.
 WRITES = {
     "add with a reason and an expiry": (NOTHING, add("blocked-domains", ["spam.example"], reason="spam", expires_at=IN_AN_HOUR)),
+    "add a present value again, with a new reason and expiry": (
+        add("blocked-domains", ["spam.example"], reason="first"), add("blocked-domains", ["spam.example"], reason="second", expires_at=IN_AN_HOUR),
+    ),
     "add networks": (NOTHING, add("blocked-ips", ["203.0.113.0/24", "2001:db8::/32", "198.51.100.7"])),
     "import": (NOTHING, lambda session: import_list_entries(
         get_list("blocked-ips", session=session), [("203.0.113.0/24", "scan", None), ("198.51.100.7", None, IN_AN_HOUR)],

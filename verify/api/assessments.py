@@ -32,7 +32,7 @@ from verify.engine.reasons import CATALOGUE
 from verify.errors import InvalidInput
 from verify.intel.providers import Providers
 from verify.store import lengths
-from verify.store.revisions import enqueue_feedback, revisions_of
+from verify.store.revisions import revisions_of
 from verify.store.assessments import (
     AssessmentFilter,
     add_feedback,
@@ -95,7 +95,7 @@ def create():
 
 
 @bp.get("/<assessment_id>")
-@requires_scope("assess", "admin")
+@requires_scope("assess", "admin", "review")
 def read(assessment_id: str):
     session = db_session()
     row = get_assessment(assessment_id, session=session)
@@ -176,7 +176,7 @@ def search_filter(query: SearchIn, providers: Providers) -> AssessmentFilter:
 
 
 @bp.get("")
-@requires_scope("admin")
+@requires_scope("admin", "review")
 def search():
     query = parse_query(SearchIn)
     filters = search_filter(query, services().assessor.providers)
@@ -190,29 +190,30 @@ def search():
 # -- feedback and clusters ---------------------------------------------------------------
 
 @bp.post("/<assessment_id>/feedback")
-@requires_scope("assess", "admin")
+@requires_scope("assess", "admin", "review")
 def give_feedback(assessment_id: str):
     body = parse(FeedbackIn, read_json())
     session = db_session()
-    def add_and_revise():
-        row = get_assessment(assessment_id, session=session)
-        stored = add_feedback(row, **body.model_dump(), actor=current_key().name, session=session)
-        enqueue_feedback(row, label=body.label, source=body.source, session=session)
-        return stored
-
-    stored = committed(add_and_revise, session=session, conflict="the feedback collided with a concurrent change; retry")
+    stored = committed(
+        lambda: add_feedback(get_assessment(assessment_id, session=session), **body.model_dump(), actor=current_key().name, session=session),
+        session=session, conflict="the feedback collided with a concurrent change; retry",
+    )
     return feedback_json(stored), 201
 
 
+def cluster_skip(row: Assessment, providers: Providers) -> tuple[str, ...]:
+    """Keys that make no cluster: a free-mail or relay domain is shared by millions of strangers."""
+    domain = row.email_domain or ""
+    return ("email_domain",) if providers.is_free(domain) or providers.is_relay(domain) or domain in providers.rules else ()
+
+
 @bp.get("/<assessment_id>/related")
-@requires_scope("admin")
+@requires_scope("admin", "review")
 def related(assessment_id: str):
     query = parse_query(RelatedIn)
     session = db_session()
     row = get_assessment(assessment_id, session=session)
-    providers = services().assessor.providers
-    # A free-mail or relay domain is shared by millions of strangers: not a cluster.
-    domain = row.email_domain or ""
-    skip = ("email_domain",) if providers.is_free(domain) or providers.is_relay(domain) or domain in providers.rules else ()
-    groups = related_assessments(row, limit=query.limit, count_cap=RELATED_COUNT_CAP, skip=skip, session=session)
+    groups = related_assessments(
+        row, limit=query.limit, count_cap=RELATED_COUNT_CAP, skip=cluster_skip(row, services().assessor.providers), session=session
+    )
     return related_json(row.id, groups)

@@ -12,7 +12,7 @@ from verify.api.context import db_session, services
 from verify.errors import Forbidden, Unauthenticated
 from verify.store.models import ApiKey
 
-SCOPES = ("assess", "admin")
+SCOPES = ("assess", "admin", "review")
 
 
 def current_key() -> ApiKey:

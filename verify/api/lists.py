@@ -13,15 +13,27 @@ from verify.api.bodies import parse, parse_query, read_json
 from verify.api.context import db_session, services
 from verify.api.paging import decode_cursor, encode_cursor
 from verify.api.schemas import parse_rfc3339, text, timestamp
-from verify.engine.list_values import LIST_NAME, Located, ValueInvalid, ValuesInvalid, normalise_all, normaliser, text_lines
+from verify.engine.list_values import (
+    LIST_NAME,
+    FileRow,
+    Located,
+    ValueInvalid,
+    ValuesInvalid,
+    file_rows,
+    normalise_all,
+    normaliser,
+    text_lines,
+)
 from verify.errors import InvalidInput, MalformedRequest, UnsupportedMediaType
 from verify.store import lengths
 from verify.store.lists import (
     add_list_entries,
     create_list,
+    delete_list,
     delete_list_source,
     delete_list_value,
     get_list,
+    import_list_entries,
     list_entries_page,
     list_summaries,
     replace_list_entries,
@@ -44,6 +56,13 @@ def _no_nul(value: str) -> str:
 
 def clean_text(limit: int) -> Any:
     return Annotated[text(limit), AfterValidator(_no_nul)]
+
+
+def future_moment(value: Any) -> datetime:
+    moment = parse_rfc3339(value)
+    if moment <= datetime.now(timezone.utc):
+        raise ValueError("must be in the future (an expired entry would never match)")
+    return moment
 
 
 class ListIn(BaseModel):
@@ -69,12 +88,24 @@ class EntriesIn(BaseModel):
     @field_validator("expires_at", mode="before")
     @classmethod
     def _expires_at(cls, value: Any) -> datetime | None:
-        if value is None:
-            return None
-        moment = parse_rfc3339(value)
-        if moment <= datetime.now(timezone.utc):
-            raise ValueError("must be in the future (an expired entry would never match)")
-        return moment
+        return None if value is None else future_moment(value)
+
+
+class UploadQuery(BaseModel):
+    """The query of a text/plain or text/csv upload to POST /v1/lists/{name}/entries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: clean_text(190) | None = None
+    reason: clean_text(500) | None = None
+    expires_at: text(64) | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _expires_at(cls, value: str | None) -> str | None:
+        if value is not None:
+            future_moment(value)
+        return value
 
 
 class EntriesReplaceIn(BaseModel):
@@ -137,14 +168,35 @@ def normalised(list_def: ListDef, located: list[Located]) -> list[str]:
         raise InvalidInput(f"{len(error.errors)} value(s) cannot go on a list of kind {list_def.kind}", errors=error.errors) from None
 
 
+def decoded_text() -> str:
+    try:
+        return request.get_data().decode(request.mimetype_params.get("charset", "utf-8"))
+    except (UnicodeDecodeError, LookupError):
+        raise MalformedRequest("the text cannot be decoded in its charset (UTF-8 by default)") from None
+
+
+def uploaded_rows(text: str, *, is_csv: bool, reason: str | None, expires_at: datetime | None) -> list[FileRow]:
+    """The rows of an uploaded file; the query's reason and expiry fill what a row leaves empty."""
+    try:
+        rows = file_rows(text, is_csv=is_csv, now=datetime.now(timezone.utc), parse_time=parse_rfc3339)
+    except ValuesInvalid as error:
+        raise InvalidInput(f"{len(error.errors)} line(s) of the file are not valid", errors=error.errors) from None
+    if len(rows) > MAX_VALUES:
+        raise InvalidInput(f"at most {MAX_VALUES} values", errors=[{"field": "body", "message": f"at most {MAX_VALUES} values"}])
+    return [FileRow(row.located, row.reason or reason, row.expires_at or expires_at) for row in rows]
+
+
+def upload_source(source: str | None) -> str:
+    """Provenance of an uploaded file: `file:<name>` when named, else the key that sent it."""
+    if source is None:
+        return key_source()
+    return source if source.startswith("file:") else f"file:{source}"
+
+
 def replacement_values() -> tuple[list[Located], str | None]:
     """The values of a PUT body: JSON `{"values": [...]}` or text/plain, one value per line."""
     if request.mimetype == "text/plain":
-        try:
-            body = request.get_data().decode(request.mimetype_params.get("charset", "utf-8"))
-        except (UnicodeDecodeError, LookupError):
-            raise MalformedRequest("the text cannot be decoded in its charset (UTF-8 by default)") from None
-        lines = text_lines(body)
+        lines = text_lines(decoded_text())
         if len(lines) > MAX_VALUES:
             raise InvalidInput(f"at most {MAX_VALUES} values", errors=[{"field": "body", "message": f"at most {MAX_VALUES} values"}])
         return lines, None
@@ -183,17 +235,43 @@ def entries(name: str):
     return {"items": [entry_json(row) for row in page], "next_cursor": encode_cursor({"after": page[-1].value}) if more else None}
 
 
+@bp.delete("/<name>")
+@requires_scope("admin")
+def remove(name: str):
+    session = db_session()
+    list_def = get_list(name, session=session)
+    committed(lambda: delete_list(list_def, actor=actor(), session=session), conflict=CONCURRENT)
+    return "", 204
+
+
 @bp.post("/<name>/entries")
 @requires_scope("admin")
 def add_entries(name: str):
+    if request.mimetype in ("text/plain", "text/csv"):
+        return upload_entries(name, is_csv=request.mimetype == "text/csv")
     body = parse(EntriesIn, read_json())
     session = db_session()
     list_def = get_list(name, session=session)
     values = normalised(list_def, [Located(f"values[{i}]", value) for i, value in enumerate(body.values)])
-    added, existing = committed(lambda: add_list_entries(
+    added, updated = committed(lambda: add_list_entries(
         list_def, values, source=key_source(), actor=actor(), reason=body.reason, expires_at=body.expires_at, session=session
     ), session=session, conflict=CONCURRENT)
-    return {"added": added, "existing": existing}
+    return {"added": added, "updated": updated}
+
+
+def upload_entries(name: str, *, is_csv: bool):
+    """A text or CSV file (the `verify lists import` formats); a bad line is named by its number."""
+    query = parse_query(UploadQuery)
+    expires_at = parse_rfc3339(query.expires_at) if query.expires_at else None
+    rows = uploaded_rows(decoded_text(), is_csv=is_csv, reason=query.reason, expires_at=expires_at)
+    session = db_session()
+    list_def = get_list(name, session=session)
+    values = normalised(list_def, [row.located for row in rows])
+    entries = [(value, row.reason, row.expires_at) for value, row in zip(values, rows)]
+    added, updated = committed(lambda: import_list_entries(
+        list_def, entries, source=upload_source(query.source), actor=actor(), session=session
+    ), session=session, conflict=CONCURRENT)
+    return {"added": added, "updated": updated}
 
 
 @bp.put("/<name>/entries")

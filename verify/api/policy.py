@@ -15,7 +15,14 @@ from verify.engine.policy import Policy, PolicyInvalid, parse_policy
 from verify.engine.reasons import default_points
 from verify.engine.simulation import StoredJudgement, StoredRevision, simulate, simulate_revisions
 from verify.errors import InvalidInput, Unavailable
-from verify.store.policy import add_policy_version, current_policy, recent_judgements
+from verify.store.policy import (
+    add_policy_version,
+    current_policy,
+    get_policy_version,
+    policy_versions,
+    recent_judgements,
+    restore_policy_version,
+)
 from verify.store.models import PolicyVersion
 from verify.store.transactions import committed
 from verify.store.revisions import recent_revisions
@@ -79,3 +86,28 @@ def simulation():
     revised = recent_revisions(query.last, session=session)
     result["revisions"] = simulate_revisions((StoredRevision(row.verdict, row.reasons, row.signals) for row in revised), policy)
     return result
+
+
+
+@bp.get("/versions")
+@requires_scope("admin")
+def versions():
+    rows = policy_versions(session=db_session())
+    return {"items": [{"version": row.version, "created_at": timestamp(row.created_at), "actor": row.created_by} for row in rows]}
+
+
+@bp.get("/versions/<int:version>")
+@requires_scope("admin")
+def version(version: int):
+    return policy_json(get_policy_version(version, session=db_session()))
+
+
+@bp.post("/versions/<int:version>/restore")
+@requires_scope("admin")
+def restore(version: int):
+    session = db_session()
+    row = committed(
+        lambda: restore_policy_version(version, actor=current_key().name, session=session),
+        session=session, conflict="another policy version was stored at the same moment; retry",
+    )
+    return policy_json(row)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from rfc3339_validator import validate_rfc3339
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, field_validator
 
 from verify.engine import identity, list_values
 from verify.store import lengths
@@ -58,6 +58,15 @@ def no_nul(value: str) -> str:
 
 def text(limit: int) -> Any:
     return Annotated[StrictStr, Field(max_length=limit), AfterValidator(no_nul)]
+
+
+def query_text(limit: int) -> Any:
+    """A query string value of at most `limit` characters, without NUL (PostgreSQL text cannot hold it)."""
+    return Annotated[text(limit), AfterValidator(no_nul)]
+
+
+# A query or body time: RFC 3339 with its offset, read strictly (parse_rfc3339).
+RFC3339 = Annotated[datetime, BeforeValidator(parse_rfc3339)]
 
 
 class SignupIn(BaseModel):

@@ -7,10 +7,13 @@ the canonical mailbox, because signups are matched on their canonical address).
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from verify.engine import identity
 from verify.engine.identity import COUNTRY_CODES, MAX_ASN, MAX_DEVICE_LENGTH, IdentityInvalid, MailRules
@@ -117,3 +120,70 @@ def text_lines(text: str) -> list[Located]:
         if value:
             found.append(Located(f"line {number}", value))
     return found
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """One value of an uploaded or imported file, with its own reason and expiry (CSV) if any."""
+
+    located: Located
+    reason: str | None = None
+    expires_at: datetime | None = None
+
+
+MAX_REASON_LENGTH = 500
+
+
+def file_rows(text: str, *, is_csv: bool, now: datetime, parse_time: Callable[[str], datetime]) -> list[FileRow]:
+    """The values of a list file (`verify lists import` and uploads): text or CSV.
+
+    Text holds one value per line with `#` comments. CSV holds the value in the first column
+    and, optionally, a reason and an RFC 3339 expiry; a first row whose first cell is `value`
+    is a header. Every bad reason or expiry is named by its line (ValuesInvalid).
+    """
+    if not is_csv:
+        return [FileRow(located) for located in text_lines(text)]
+    rows: list[FileRow] = []
+    errors: list[dict[str, str]] = []
+    for number, cells in enumerate(csv.reader(io.StringIO(text.lstrip("\ufeff"))), start=1):
+        cells = [cell.strip() for cell in cells]
+        if not cells or not cells[0] or cells[0].startswith("#") or (number == 1 and cells[0].lower() == "value"):
+            continue
+        reason = cells[1] if len(cells) > 1 and cells[1] else None
+        expires_at = None
+        if len(cells) > 2 and cells[2]:
+            try:
+                expires_at = parse_time(cells[2])
+            except ValueError as error:
+                errors.append({"field": f"line {number}", "message": f"expires_at {cells[2][:80]!r} {error}"})
+                continue
+            if expires_at <= now:
+                errors.append({"field": f"line {number}", "message": f"expires_at {cells[2][:80]!r} is in the past"})
+                continue
+        if reason is not None and (len(reason) > MAX_REASON_LENGTH or "\x00" in reason):
+            errors.append({"field": f"line {number}", "message": f"the reason must be at most {MAX_REASON_LENGTH} characters, without NUL"})
+            continue
+        rows.append(FileRow(Located(f"line {number}", cells[0]), reason, expires_at))
+    if errors:
+        raise ValuesInvalid(errors)
+    return rows
+
+
+CSV_HEADER = ("value", "reason", "expires_at", "source")
+
+
+def entries_csv(entries: Iterable[tuple[str, str | None, datetime | None, str]]) -> Iterator[str]:
+    """CSV lines of (value, reason, expires_at, source): the export that `file_rows` reads back."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+
+    def cells() -> Iterator[tuple]:
+        yield CSV_HEADER
+        for value, reason, expires_at, source in entries:
+            yield value, reason or "", expires_at.isoformat().replace("+00:00", "Z") if expires_at else "", source
+
+    for row in cells():
+        writer.writerow(row)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()

@@ -8,13 +8,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from verify.errors import Conflict, NotFound
 from verify.store.models import Assessment, Feedback, utcnow
 from verify.store.webhooks import delete_deliveries_about
 from verify.store.transactions import committed
-from verify.store.revisions import delete_revisions_of
+from verify.store.revisions import delete_revisions_of, enqueue_feedback
 
 ASSESSMENT = Assessment.__table__.c
 
@@ -73,7 +74,7 @@ def assess_once(
 def add_feedback(
     assessment: Assessment, *, label: str, source: str, note: str | None, actor: str, session: Session
 ) -> Feedback:
-    """Store one piece of feedback; Conflict when the assessment holds FEEDBACK_PER_ASSESSMENT already."""
+    """Store one piece of feedback and queue the revisions it causes; Conflict when the assessment holds FEEDBACK_PER_ASSESSMENT already."""
     given = session.execute(
         sa.select(sa.func.count()).select_from(Feedback).where(Feedback.assessment_id == assessment.id)
     ).scalar_one()
@@ -82,6 +83,7 @@ def add_feedback(
     row = Feedback(assessment_id=assessment.id, label=label, source=source, note=note, actor=actor, created_at=utcnow())
     session.add(row)
     session.flush()
+    enqueue_feedback(assessment, label=label, source=source, session=session)  # the re-judging it causes, in this transaction
     return row
 
 
@@ -148,11 +150,19 @@ def delete_assessments(ids: list[str], *, session: Session) -> tuple[int, int]:
 
 # -- search and clusters -----------------------------------------------------------------
 
+# The keys that tie one person's or one campaign's signups together (not the email domain:
+# a free-mail domain is shared by millions of strangers).
+LINKING_COLUMNS = ("email_canonical", "phone_e164", "device_id", "ip_network")
+
+
 @dataclass(frozen=True)
 class AssessmentFilter:
     """Already-normalised search filters; None means any."""
 
     verdict: str | None = None
+    verdicts: tuple[str, ...] | None = None
+    # Only signups sharing a mailbox, phone, device or IP network with a challenged or denied one.
+    linked_to_flagged: bool = False
     email_canonical: str | None = None
     email_domain: str | None = None
     ips: tuple[str, ...] | None = None
@@ -185,6 +195,14 @@ def search_assessments(
     for name, value in equal.items():
         if value is not None:
             query = query.where(ASSESSMENT[name] == value)
+    if filters.verdicts is not None:
+        query = query.where(col(Assessment.verdict).in_(filters.verdicts))
+    if filters.linked_to_flagged:
+        other = aliased(Assessment)
+        shared = [getattr(other, name) == getattr(Assessment, name) for name in LINKING_COLUMNS]
+        query = query.where(
+            sa.exists().where(col(other.verdict).in_(("challenge", "deny")), other.seq != Assessment.seq, sa.or_(*shared))
+        )
     if filters.ips is not None:
         query = query.where(col(Assessment.ip).in_(filters.ips))
     if filters.ip_networks is not None:

@@ -9,6 +9,7 @@ not enforce lengths) and on PostgreSQL (which does) alike.
 from __future__ import annotations
 
 from verify.engine.identity import MAX_DEVICE_LENGTH, MAX_PAYMENT_LENGTH
+from verify.engine.list_values import MAX_REASON_LENGTH
 
 # RFC 5321 4.5.3.1: a 64-octet local part, "@" and a 255-octet domain. Stored as sent when it is
 # no address (then NFC may lengthen it, which the schema checks too).
@@ -26,7 +27,7 @@ KEY_NAME = 100  # an API key's name, also stored as the actor of what the key do
 LIST_NAME = 64  # as the pattern of list names (engine/list_values.py) allows
 LIST_DESCRIPTION = 500
 LIST_VALUE = EMAIL  # the longest kind of value a list holds is an address
-LIST_REASON = 500
+LIST_REASON = MAX_REASON_LENGTH  # file uploads are checked by the engine against the same number
 ENTRY_SOURCE = 200  # `key:<key name>`, `file:<file name>`, `feed:<name>`, the package's name
 FEED_URL = 2000
 FEED_ETAG = 500  # validators a server sends; one longer is not kept

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from verify.engine.lists import DISPOSABLE_LIST, HOSTING_LIST, SIGNAL_ACTION, ListEntryValue
 from verify.errors import Conflict, NotFound
 from verify.store.audit import record_audit
-from verify.store.list_changes import Added, log_list_changes
+from verify.store.list_changes import Added, log_list_changes, log_list_reset
 from verify.store.models import ListDef, ListEntry, utcnow
 from verify.store.revisions import enqueue_list_entries
 
@@ -196,15 +196,11 @@ def add_list_entries(
     expires_at: datetime | None = None,
     session: Session,
 ) -> tuple[int, int]:
-    """Add normalised values; return (added, existing). Values already on the list are left as they are."""
-    lock_list(list_def, session=session)
-    added, existing = insert_entries(list_def, values, source=source, reason=reason, expires_at=expires_at, session=session)
-    if added:
-        _audit_list_change(
-            actor, "list.add", list_def, {"added": added, "existing": existing}, list(dict.fromkeys(values)),
-            session=session, source=source,
-        )
-    return added, existing
+    """Add normalised values; return (added, updated). A value already on the list takes the new reason, expiry and source."""
+    added, updated, values = _upsert_entries(list_def, [(value, reason, expires_at) for value in values], source=source, session=session)
+    if added or updated:
+        _audit_list_change(actor, "list.add", list_def, {"added": added, "updated": updated}, values, session=session, source=source)
+    return added, updated
 
 
 def import_list_entries(
@@ -215,27 +211,84 @@ def import_list_entries(
     actor: str,
     session: Session,
 ) -> tuple[int, int]:
-    """Add (value, reason, expires_at) rows, as from a CSV file; return (added, existing)."""
+    """Add (value, reason, expires_at) rows, as from a CSV file; return (added, updated)."""
+    added, updated, values = _upsert_entries(list_def, entries, source=source, session=session)
+    if added or updated:
+        _audit_list_change(actor, "list.import", list_def, {"added": added, "updated": updated}, values, session=session, source=source)
+    return added, updated
+
+
+def _upsert_entries(
+    list_def: ListDef, entries: list[Added], *, source: str, session: Session
+) -> tuple[int, int, list[str]]:
+    """Insert new values and give present ones the new reason, expiry and source; return (added, updated, values).
+
+    The first row of a value decides its reason and expiry. A present value counts as updated
+    when any of the three differs; the change log records it as removed and added again.
+    """
     lock_list(list_def, session=session)
-    groups: dict[tuple[str | None, datetime | None], list[str]] = {}
-    seen: set[str] = set()
+    wanted: dict[str, tuple[str | None, datetime | None]] = {}
     for value, reason, expires_at in entries:
-        if value not in seen:  # the first row of a value decides its reason and expiry
-            seen.add(value)
-            groups.setdefault((reason, expires_at), []).append(value)
-    added = existing = 0
-    for (reason, expires_at), values in groups.items():
-        group_added, group_existing = insert_entries(
-            list_def, values, source=source, reason=reason, expires_at=expires_at, session=session
+        wanted.setdefault(value, (reason, expires_at))
+    present = _present_entries(list_def, list(wanted), session=session)
+    now = utcnow()
+    new = [
+        {"list_id": list_def.id, "value": value, "reason": reason, "source": source, "expires_at": expires_at, "created_at": now}
+        for value, (reason, expires_at) in wanted.items()
+        if value not in present
+    ]
+    changed = [
+        {"entry_id": present[value].id, "value": value, "new_reason": reason, "new_source": source, "new_expires_at": expires_at}
+        for value, (reason, expires_at) in wanted.items()
+        if value in present and (present[value].reason, present[value].expires_at, present[value].source) != (reason, expires_at, source)
+    ]
+    if new:
+        session.execute(sa.insert(ListEntry), new)
+    if changed:
+        session.execute(
+            sa.update(ListEntry.__table__).where(ListEntry.__table__.c.id == sa.bindparam("entry_id"))
+            .values(reason=sa.bindparam("new_reason"), source=sa.bindparam("new_source"), expires_at=sa.bindparam("new_expires_at")),
+            [{key: row[key] for key in ("entry_id", "new_reason", "new_source", "new_expires_at")} for row in changed],
         )
-        added, existing = added + group_added, existing + group_existing
-    if added:
-        values = [value for value, _, _ in entries]
-        _audit_list_change(
-            actor, "list.import", list_def, {"added": added, "existing": existing}, list(dict.fromkeys(values)),
-            session=session, source=source,
+    if new or changed:
+        added = [(row["value"], row["reason"], row["expires_at"]) for row in new]
+        added += [(row["value"], row["new_reason"], row["new_expires_at"]) for row in changed]
+        _changed(list_def, added=added, removed=[row["value"] for row in changed], session=session)
+    return len(new), len(changed), list(wanted)
+
+
+def _present_entries(list_def: ListDef, values: list[str], *, session: Session) -> dict[str, ListEntry]:
+    present: dict[str, ListEntry] = {}
+    for start in range(0, len(values), _CHUNK):
+        rows = session.exec(
+            select(ListEntry).where(ListEntry.list_id == list_def.id, col(ListEntry.value).in_(values[start:start + _CHUNK]))
         )
-    return added, existing
+        present.update((row.value, row) for row in rows)
+    return present
+
+
+def preview_list_entries(list_def: ListDef, values: list[str], *, session: Session) -> tuple[list[str], list[str]]:
+    """What adding normalised values would do, changing nothing: (new values, values already on the list)."""
+    unique = list(dict.fromkeys(values))
+    present = _present_entries(list_def, unique, session=session)
+    return [value for value in unique if value not in present], [value for value in unique if value in present]
+
+
+def delete_list(list_def: ListDef, *, actor: str, session: Session) -> None:
+    """Delete a custom list and its entries; Conflict for a built-in list or one a feed fills."""
+    from verify.store.feeds import Feed  # feeds import this module: a top-level import would be circular
+
+    if list_def.builtin:
+        raise Conflict(f"{list_def.name!r} is a built-in list; it can be emptied but not deleted")
+    feeds = list(session.exec(select(Feed.name).where(Feed.list_id == list_def.id)))
+    if feeds:
+        raise Conflict(f"the feed(s) {', '.join(sorted(feeds))} fill {list_def.name!r}; remove them first")
+    lock_list(list_def, session=session)
+    count = count_entries(list_def, session=session)
+    log_list_reset(list_def, session=session)  # workers rebuild their index without the list
+    session.execute(sa.delete(ListEntry).where(ListEntry.list_id == list_def.id))
+    session.delete(list_def)
+    record_audit(actor, "list.delete", target=list_def.name, detail={"list": list_def.name, "removed": count}, session=session)
 
 
 def _delete_ids(ids: list[int], *, session: Session) -> None:
@@ -307,6 +360,17 @@ def stream_values(list_def: ListDef, *, session: Session) -> Iterator[str]:
     yield from session.execute(query.execution_options(yield_per=2000)).scalars()
 
 
+def stream_entries(list_def: ListDef, *, session: Session) -> Iterator[tuple[str, str | None, datetime | None, str]]:
+    """Every entry of a list as (value, reason, expires_at, source), in order of value, streamed."""
+    query = (
+        select(ListEntry.value, ListEntry.reason, ListEntry.expires_at, ListEntry.source)
+        .where(ListEntry.list_id == list_def.id)
+        .order_by(ListEntry.value)
+    )
+    for row in session.execute(query.execution_options(yield_per=2000)):
+        yield tuple(row)
+
+
 def refresh_package_entries(
     list_def: ListDef, values: Iterable[str], *, source: str, actor: str, session: Session
 ) -> tuple[int, int]:
@@ -343,3 +407,14 @@ def refresh_package_entries(
             session=session, source=source,
         )
     return len(new), len(removed)
+
+
+def source_counts(list_def: ListDef, *, session: Session) -> list[tuple[str, int]]:
+    """The provenance of a list's entries: how many came from each source, largest first."""
+    rows = session.execute(
+        select(ListEntry.source, sa.func.count())
+        .where(ListEntry.list_id == list_def.id)
+        .group_by(ListEntry.source)
+        .order_by(sa.func.count().desc(), ListEntry.source)
+    )
+    return [(source, int(count)) for source, count in rows]

@@ -31,3 +31,12 @@ def committed(work: Callable[[], Result], *, session: Session, conflict: str) ->
             if attempt:
                 raise Conflict(conflict) from None
     raise AssertionError("unreachable")
+
+
+def commit(session: Session, *, conflict: str = "a concurrent change collided with this one; try again") -> None:
+    """Commit what `session` holds; a unique-key collision is a Conflict (`conflict` says what to do)."""
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(conflict) from None
