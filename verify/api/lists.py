@@ -240,7 +240,7 @@ def entries(name: str):
 def remove(name: str):
     session = db_session()
     list_def = get_list(name, session=session)
-    committed(lambda: delete_list(list_def, actor=actor(), session=session), conflict=CONCURRENT)
+    committed(lambda: delete_list(list_def, actor=actor(), session=session), session=session, conflict=CONCURRENT)
     return "", 204
 
 

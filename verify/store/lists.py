@@ -254,6 +254,8 @@ def _upsert_entries(
         added = [(row["value"], row["reason"], row["expires_at"]) for row in new]
         added += [(row["value"], row["new_reason"], row["new_expires_at"]) for row in changed]
         _changed(list_def, added=added, removed=[row["value"] for row in changed], session=session)
+    # New values of a deny list re-judge the stored assessments they match, in this transaction.
+    enqueue_list_entries(list_def, [row["value"] for row in new], session=session)
     return len(new), len(changed), list(wanted)
 
 
