@@ -158,7 +158,9 @@ def test_the_feed_is_for_assess_and_admin_keys_and_refuses_forged_cursors(client
     assert empty.status_code == 200 and empty.get_json()["items"] == []
     assert client.get("/v1/revisions", headers=admin_headers).status_code == 200
     assert client.get("/v1/revisions").status_code == 401
-    assert client.get("/v1/revisions", query_string={"after": "bm90LWEtY3Vyc29y"}, headers=assess_headers).status_code == 422
+    forged = client.get("/v1/revisions", query_string={"after": "bm90LWEtY3Vyc29y"}, headers=assess_headers)
+    assert forged.status_code == 422
+    assert [error["field"] for error in forged.get_json()["errors"]] == ["after"]  # the parameter's own name
     again = client.get("/v1/revisions", query_string={"after": empty.get_json()["next_cursor"]}, headers=assess_headers)
     assert again.status_code == 200 and again.get_json()["items"] == []
 

@@ -66,9 +66,10 @@ def test_changes_are_audited(client, admin_headers, receiver):
         ({"url": "https://hooks.example/x", "events": ["revision.created"], "secret": "whsec_mine"}, "secret"),
         ({"url": "https://hooks.example/x", "events": ["revision.created"], "enabled": "yes"}, "enabled"),
         ({"events": ["revision.created"]}, "url"),
+        ({"url": "http://[fe80::1%eth0]/x", "events": ["revision.created"]}, "url"),
     ],
     ids=["words", "ftp", "javascript", "no-host", "bad-port", "credentials", "nul", "long", "no-events",
-         "unknown-event", "huge-description", "own-secret", "enabled-string", "no-url"],
+         "unknown-event", "huge-description", "own-secret", "enabled-string", "no-url", "zone-id"],
 )
 def test_bad_endpoints_are_refused(client, admin_headers, body, field):
     response = client.post("/v1/webhooks", json=body, headers=admin_headers)

@@ -15,7 +15,7 @@ def encode_cursor(position: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, *, key: str, kind: type) -> Any:
+def decode_cursor(cursor: str | None, *, key: str, kind: type, parameter: str = "cursor") -> Any:
     """The position a cursor holds, or None without one; 422 for a cursor this service did not make."""
     if cursor is None:
         return None
@@ -25,7 +25,7 @@ def decode_cursor(cursor: str | None, *, key: str, kind: type) -> Any:
         document = None
     value = document.get(key) if isinstance(document, dict) else None
     if not isinstance(value, kind) or isinstance(value, bool) or not _storable(value):
-        raise query_error("cursor", "not a cursor this service gave out; use the next_cursor of a previous page")
+        raise query_error(parameter, "not a cursor this service gave out; use the next_cursor of a previous page")
     return value
 
 

@@ -37,7 +37,7 @@ def sequence_cursor(sequence: int) -> str:
 @requires_scope("assess", "admin")
 def feed():
     query = parse_query(FeedQuery)
-    after = decode_cursor(query.after, key="after", kind=int) or 0
+    after = decode_cursor(query.after, key="after", kind=int, parameter="after") or 0
     rows = revisions_after(after, limit=query.limit, session=db_session())
     # The cursor always moves on from the last revision seen (or stays put): a poller keeps it
     # and asks again later; an empty page is no end of the feed.

@@ -37,6 +37,8 @@ def webhook_url(value: str) -> str:
         raise ValueError("must be an http or https URL")
     if not parts.hostname:
         raise ValueError("must name a host")
+    if "%" in parts.hostname:  # a zone id names an interface of this machine, not a receiver
+        raise ValueError("must not hold an IPv6 zone id")
     # Credentials in the URL would show in every listing; the signature is what authenticates us.
     if parts.username is not None or parts.password is not None:
         raise ValueError("must not hold a user name or password")
