@@ -229,3 +229,16 @@ def test_a_replay_of_the_same_traffic_and_feedback_gives_the_same_revisions(sett
 
     first = replay(1)
     assert first and replay(2) == first
+
+
+def test_a_wider_or_narrower_network_entry_revises_what_it_covers(client, assess_headers, admin_headers, services):
+    inside_wide = post(client, assess_headers, "nina.novak@gmail.com", 0, ip="73.20.30.40")
+    inside_narrow = post(client, assess_headers, "omar.ortiz@gmail.com", 1, ip="74.9.9.5")
+    outside = post(client, assess_headers, "pia.park@gmail.com", 2, ip="74.9.9.200")
+    for value in ("73.20.28.0/22", "74.9.9.0/28", "10.0.0.0/8"):
+        response = client.post("/v1/lists/blocked-ips/entries", json={"values": [value]}, headers=admin_headers)
+        assert response.status_code == 200, response.get_json()
+    run_due(services.database)
+    feed, _ = follow_feed(client, assess_headers)
+    assert sorted(item["assessment_id"] for item in feed) == sorted([inside_wide["id"], inside_narrow["id"]])
+    assert read(client, assess_headers, outside["id"])["revisions"] == []

@@ -99,11 +99,22 @@ def test_a_deny_list_match_denies_even_an_allow_listed_assessment():
     ("phone_prefix", "1415555", {"phone_e164": "+14155551234"}, True),
     ("ip", "73.1.2.0/24", {"ip_network": "73.1.2.0/24"}, True),
     ("ip", "73.1.2.3", {"ip": "73.1.2.3"}, True),
+    # Wider and narrower networks reach the stored keys they cover (the /24s, or the addresses).
+    ("ip", "73.1.0.0/22", {"ip_network": "73.1.2.0/24"}, True),
+    ("ip", "73.1.0.0/22", {"ip_network": "73.1.4.0/24"}, False),
+    ("ip", "73.1.2.0/28", {"ip": "73.1.2.9"}, True),
+    ("ip", "73.1.2.0/28", {"ip": "73.1.2.99"}, False),
+    ("ip", "2001:db8:0:100::/56", {"ip_network": "2001:db8:0:1ff::/64"}, True),
     ("asn", "7922", {"asn": 7922}, True),
 ])
 def test_list_reach_by_kind(kind, value, keys, hit):
     evidence = revisions.list_evidence("l", kind, [value], now=AT + timedelta(days=1), limits=POLICY.limits)
     assert any(link.reaches(keys, AT) for link in evidence.links) is hit
+
+
+def test_a_network_too_wide_to_list_by_key_revises_nothing():
+    # A /8 covers 65,536 stored /24 keys: not a bounded lookup (the README says so).
+    assert revisions.list_evidence("blocked-ips", "ip", ["10.0.0.0/8"], now=AT, limits=POLICY.limits) is None
 
 
 def test_a_country_entry_revises_nothing():

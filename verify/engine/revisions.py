@@ -27,7 +27,7 @@ from typing import Any
 
 from verify.engine import history
 from verify.engine.decide import CHECKS, judge
-from verify.engine.identity import is_generated_template
+from verify.engine.identity import ip_filter, is_generated_template
 from verify.engine.models import Finding, Reason, Signals, Verdict
 
 RANK: dict[str, int] = {"allow": 0, "challenge": 1, "deny": 2}
@@ -162,6 +162,15 @@ def cluster_evidence(key: str, value: Any, *, at: datetime, source_id: str, limi
     return Evidence("cluster.limit", (Link(column, (value,), at - window, at, detail),), exclude=source_id)
 
 
+def ip_keys(value: str) -> tuple[str, tuple[str, ...]] | None:
+    """The stored keys an IP list entry covers, as search finds them; None for a range too wide
+    to look up by key (more than 256 networks or addresses, a /8 say): it revises nothing."""
+    try:
+        return ip_filter(value)
+    except ValueError:
+        return None
+
+
 def list_evidence(list_name: str, kind: str, values: Sequence[Any], *, now: datetime, limits: Mapping[str, int]) -> Evidence | None:
     """Stored assessments a new deny-list entry matches, within the look-back; None for kinds not kept as a key."""
     since = now - timedelta(days=int(limits["revision_lookback_days"]))
@@ -179,14 +188,12 @@ def list_evidence(list_name: str, kind: str, values: Sequence[Any], *, now: date
         case "phone_prefix":
             link = Link("phone_e164", tuple(f"+{str(value).lstrip('+')}" for value in values), since, now, detail, match="prefix")
         case "ip":
-            # An address matches its column; a network only where it is the stored /24 or /64.
-            addresses = tuple(value for value in values if "/" not in str(value))
-            networks = tuple(value for value in values if "/" in str(value))
-            links = []
-            if addresses:
-                links.append(Link("ip", addresses, since, now, detail))
-            if networks:
-                links.append(Link("ip_network", networks, since, now, detail))
+            # Each entry as the stored keys it covers: its /24s or /64s, or its addresses.
+            covered: dict[str, list[str]] = {"ip": [], "ip_network": []}
+            for value in values:
+                if (keys := ip_keys(str(value))) is not None:
+                    covered[keys[0]] += keys[1]
+            links = [Link(column, tuple(keys), since, now, detail) for column, keys in covered.items() if keys]
             return Evidence("cluster.list_match", tuple(links)) if links else None
         case _:
             return None

@@ -11,7 +11,7 @@ held only by the short transaction of one batch of re-judging, never by an asses
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -31,6 +31,7 @@ from verify.engine.revisions import (
     crossed_limits,
     evidence_document,
     fraud_label_evidence,
+    ip_keys,
     list_evidence,
 )
 from verify.store.models import Assessment, Feedback, ListDef, Revision, RevisionJob, Stamp, utcnow
@@ -107,14 +108,28 @@ def enqueue_clusters(assessment: Assessment, policy: Policy, *, session: Session
 LIST_VALUES_PER_JOB = 500
 
 
+def _job_chunks(kind: str, values: Sequence[str]) -> Iterator[list[str]]:
+    """Values in groups whose keys stay a short IN list: an IP network counts as the keys it covers."""
+    chunk: list[str] = []
+    size = 0
+    for value in values:
+        weight = len(keys[1]) if kind == "ip" and (keys := ip_keys(value)) is not None else 1
+        if chunk and size + weight > LIST_VALUES_PER_JOB:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(value)
+        size += weight
+    if chunk:
+        yield chunk
+
+
 def enqueue_list_entries(list_def: ListDef, values: Sequence[str], *, session: Session) -> None:
     """A deny list took new values: queue re-judging the stored assessments they match (same transaction)."""
     if list_def.action != "deny" or not values:
         return
     limits = policy_in_force(session=session).limits
     now = utcnow()
-    for start in range(0, len(values), LIST_VALUES_PER_JOB):
-        chunk = list(values[start:start + LIST_VALUES_PER_JOB])
+    for chunk in _job_chunks(list_def.kind, values):
         evidence = list_evidence(list_def.name, list_def.kind, chunk, now=now, limits=limits)
         if evidence is not None:
             ref = f"{list_def.name}:{chunk[0]}" if len(chunk) == 1 else list_def.name
