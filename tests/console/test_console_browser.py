@@ -17,7 +17,7 @@ pytest.importorskip("selenium", reason="selenium is not installed (pip install -
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from verify.store.keys import revoke_api_key  # noqa: E402
@@ -35,7 +35,17 @@ def navigate(driver, action) -> None:
     """Do what loads a new page (a click, Enter in a form) and wait until the new page is there."""
     old = driver.find_element(By.TAG_NAME, "html")
     action()
-    WebDriverWait(driver, 5).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 5).until(lambda _: detached(old))
+
+
+def detached(element) -> bool:
+    # Mid-navigation Chromium may answer "Node with given id does not belong to the document"
+    # (a plain WebDriverException) instead of a stale reference: the old page is gone either way.
+    try:
+        element.is_enabled()
+    except WebDriverException:  # StaleElementReferenceException included
+        return True
+    return False
 
 
 def click(driver, element) -> None:

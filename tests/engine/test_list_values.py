@@ -124,3 +124,17 @@ def test_country_codes_are_the_assigned_ones():
     assert len(list_values.COUNTRY_CODES) == 250  # the 249 ISO 3166-1 codes and XK
     assert {"GB", "US", "DE", "AQ", "XK"} <= list_values.COUNTRY_CODES
     assert not {"AC", "TA", "EU", "ZZ", "UK"} & list_values.COUNTRY_CODES
+
+
+@pytest.mark.parametrize("text", ["a.example\rb.example\n", "x\r\x00y\n", '"unclosed\n', "Í\rº\x03u\x1d\n"])
+def test_any_csv_upload_is_rows_or_a_named_error_never_a_crash(text):
+    from datetime import datetime, timezone
+
+    from verify.engine.list_values import ValuesInvalid, file_rows
+
+    try:
+        rows = file_rows(text, is_csv=True, now=datetime.now(timezone.utc), parse_time=datetime.fromisoformat)
+    except ValuesInvalid as error:
+        assert all(item["field"].startswith("line ") for item in error.errors)
+    else:
+        assert all(row.located.where.startswith("line ") for row in rows)

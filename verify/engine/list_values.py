@@ -145,7 +145,7 @@ def file_rows(text: str, *, is_csv: bool, now: datetime, parse_time: Callable[[s
         return [FileRow(located) for located in text_lines(text)]
     rows: list[FileRow] = []
     errors: list[dict[str, str]] = []
-    for number, cells in enumerate(csv.reader(io.StringIO(text.lstrip("\ufeff"))), start=1):
+    for number, cells in _csv_records(text.lstrip("\ufeff")):
         cells = [cell.strip() for cell in cells]
         if not cells or not cells[0] or cells[0].startswith("#") or (number == 1 and cells[0].lower() == "value"):
             continue
@@ -167,6 +167,23 @@ def file_rows(text: str, *, is_csv: bool, now: datetime, parse_time: Callable[[s
     if errors:
         raise ValuesInvalid(errors)
     return rows
+
+
+def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(number, cells) of each CSV record; a record the csv module cannot read is a ValuesInvalid
+    naming its line. newline="" lets the reader see \r, \n and \r\n as it expects (a lone \r
+    ends a record rather than failing as a new-line in an unquoted field)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    number = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise ValuesInvalid([{"field": f"line {reader.line_num}", "message": f"not readable as CSV: {error}"}]) from None
+        number += 1
+        yield number, cells
 
 
 CSV_HEADER = ("value", "reason", "expires_at", "source")
