@@ -25,14 +25,13 @@ from verify.api.schemas import (
     parse_rfc3339,
     related_json,
 )
-from verify.api.revisions import revision_json
 from verify.assessing import Signup
 from verify.engine import identity
 from verify.engine.reasons import CATALOGUE
 from verify.errors import InvalidInput
 from verify.intel.providers import Providers
 from verify.store import lengths
-from verify.store.revisions import revisions_of
+from verify.store.revisions import revision_document, revisions_of
 from verify.store.assessments import (
     AssessmentFilter,
     add_feedback,
@@ -102,7 +101,7 @@ def read(assessment_id: str):
     shown = assessment_json(row, feedback=feedback_for([row.id], session=session)[row.id])
     revised = revisions_of(row.id, session=session)
     shown["current_verdict"] = revised[-1].verdict if revised else row.verdict
-    shown["revisions"] = [revision_json(revision) for revision in revised]
+    shown["revisions"] = [revision_document(revision) for revision in revised]
     return shown
 
 

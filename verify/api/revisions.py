@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,7 +12,6 @@ from verify.api.bodies import parse_query
 from verify.api.context import db_session
 from verify.api.paging import decode_cursor, encode_cursor
 from verify.api.schemas import text
-from verify.store.models import Revision
 from verify.store.revisions import revision_document, revisions_after
 
 bp = Blueprint("revisions", __name__, url_prefix="/v1/revisions")
@@ -23,10 +22,6 @@ class FeedQuery(BaseModel):
 
     after: text(200) | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
-
-
-def revision_json(row: Revision) -> dict[str, Any]:
-    return revision_document(row)
 
 
 def sequence_cursor(sequence: int) -> str:
@@ -42,4 +37,4 @@ def feed():
     # The cursor always moves on from the last revision seen (or stays put): a poller keeps it
     # and asks again later; an empty page is no end of the feed.
     last = rows[-1].sequence if rows else after
-    return {"items": [revision_json(row) for row in rows], "next_cursor": sequence_cursor(last)}
+    return {"items": [revision_document(row) for row in rows], "next_cursor": sequence_cursor(last)}
