@@ -33,7 +33,7 @@ def build_services(settings: Settings) -> context.Services:
         snapshots=Snapshots(base_points=default_points()),
         geoip=GeoIP.from_settings(settings),
     )
-    return context.Services(settings=settings, database=Database(settings.database_url), assessor=assessor)
+    return context.Services(settings=settings, database=Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous), assessor=assessor)
 
 
 def default_policy(settings: Settings) -> dict:

@@ -11,6 +11,7 @@ import ipaddress
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session
@@ -26,13 +27,16 @@ from verify.engine.phone import describe_phone
 from verify.engine.policy import Policy
 from verify.intel.geoip import GeoIP
 from verify.intel.providers import Providers
-from verify.store.assessments import save_assessment
-from verify.store.history import first_seen, history_counts, reputation_evidence
-from verify.store.models import Assessment
-from verify.store.revisions import enqueue_clusters
-from verify.store.snapshots import Snapshots
+from verify.stages import Stages
+from verify.store import history as stored
+from verify.store.assessments import FIND_IDEMPOTENT, INSERT_ASSESSMENT, NewAssessment
+from verify.store.driver import Driver, json_text
+from verify.store.revisions import INSERT_JOB, cluster_jobs
+from verify.store.snapshots import Snapshot, Snapshots
+from verify.store.stamps import READ_STAMPS
+from verify.store.webhooks import INSERT_DELIVERY
 
-__all__ = ["Assessor", "Keys", "Signup"]
+__all__ = ["Assessor", "Judged", "Keys", "Signup"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,17 @@ class Signup:
     external_id: str | None = None
     payment_fingerprint: str | None = None
     metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A judged signup not yet stored, with what judged it."""
+
+    row: NewAssessment
+    snapshot: Snapshot
+    stamps: dict[str, int]
+    # (id, request hash) of the assessment stored earlier under the same Idempotency-Key, if any
+    earlier: tuple[str, str] | None
 
 
 class Assessor:
@@ -164,30 +179,44 @@ class Assessor:
         shown = [m.as_dict() for m in matches if m.list not in (DISPOSABLE_LIST, HOSTING_LIST)]
         return {**signals, "email": email, "ip": ip, "lists": shown}
 
-    # -- history -------------------------------------------------------------------------
+    # -- history: one round trip with the stamps ------------------------------------------
 
     # Reputation is kept per key of these columns; free-mail and relay domains have none.
     REPUTATION_KEYS = (("email_domain", "email_domain"), ("ip_network", "ip_network"), ("asn", "asn"), ("device", "device_id"))
 
-    def read_history(self, signals: Signals, keys: Keys, policy: Policy, *, at: datetime, session: Session) -> dict[str, Any]:
+    @staticmethod
+    def counted_keys(signals: Signals, keys: Keys) -> dict[str, Any]:
+        """The keys history is read by; gmail.com is the hottest key of all and says nothing: not counted."""
+        counted = asdict(keys)
+        if history.domain_is_shared(signals):
+            counted.update(email_domain=None, local_template=None)
+        return counted
+
+    def evidence_batch(self, counted: dict[str, Any], keys: Keys, policy: Policy, *, at: datetime,
+                       earlier_of: tuple[int, str] | None) -> list[tuple[str, dict[str, Any]]]:
+        """The statements of the read round trip: stamps, counts, first sighting, reputation (and an earlier
+        answer under the Idempotency-Key)."""
+        limits = policy.limits
+        batch = [
+            (READ_STAMPS, {}),
+            (stored.COUNTS, stored.counts_params(counted, email=keys.email or "", windows=history.windows(limits), end=at,
+                                                 cap=int(limits["count_cap"]))),
+            (stored.FIRST_SEEN, {"email_domain": counted["email_domain"], "end": at}),
+            (stored.REPUTATION, stored.reputation_params(counted, end=at, sample=int(limits["reputation_sample"]))),
+        ]
+        if earlier_of is not None:
+            batch.append((FIND_IDEMPOTENT, {"api_key_id": earlier_of[0], "idempotency_key": earlier_of[1]}))
+        return batch
+
+    def history_signal(self, rows: list[list[tuple]], counted: dict[str, Any], keys: Keys, policy: Policy, *, at: datetime,
+                       driver: Driver) -> dict[str, Any]:
         """Earlier signups per key, with first-seen and reputation: what signals["history"] holds."""
         limits = policy.limits
         spans, cap = history.windows(limits), int(limits["count_cap"])
-        values = asdict(keys)
-        shared_domain = history.domain_is_shared(signals)
-        counted = dict(values)
-        if shared_domain:  # gmail.com is the hottest key of all and says nothing: not counted
-            counted.update(email_domain=None, local_template=None)
-        counts = history_counts(counted, email=keys.email or "", windows=spans, end=at, cap=cap, session=session)
-        domain_first_seen = None
-        if keys.email_domain and not shared_domain:
-            domain_first_seen = first_seen("email_domain", keys.email_domain, before=at, session=session)
-        wanted = {
-            column: values[column]
-            for name, column in self.REPUTATION_KEYS
-            if values.get(column) is not None and not (name == "email_domain" and shared_domain)
-        }
-        evidence = reputation_evidence(wanted, before=at, sample=int(limits["reputation_sample"]), session=session)
+        counts = stored.read_counts(rows[1], stored.counted_names(counted))
+        domain_first_seen = driver.moment(rows[2][0][0]) if rows[2] else None
+        columns = tuple(column for _, column in self.REPUTATION_KEYS if counted.get(column) is not None)
+        evidence = stored.read_reputation(rows[3], columns, driver)
         record = {
             name: history.reputation(evidence[column], at=at, limits=limits)
             for name, column in self.REPUTATION_KEYS
@@ -219,26 +248,49 @@ class Assessor:
 
     # -- the whole assessment ----------------------------------------------------------
 
-    def assess(
+    def judge_signup(
         self,
         signup: Signup,
         *,
-        session: Session,
+        driver: Driver,
+        session: Callable[[], Session],
         now: datetime,
         api_key_id: int | None = None,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
-    ) -> Assessment:
-        """Judge one signup and store it (uncommitted): the one function the API and the CLI call."""
+        stages: Stages | None = None,
+    ) -> Judged:
+        """Judge one signup, reading the database once (one round trip); nothing is written.
+
+        The policy, lists and subscriptions are this process's copies as of the last stamps it
+        saw; the round trip reads the stamps again, and when one moved (an admin changed
+        something) the copies are renewed through `session` and the round trip is made again.
+        """
+        stages = stages or Stages.off()
         gathered = self.gather(signup)
         keys = identity.signup_keys(gathered, device_id=signup.device_id, payment_fingerprint=signup.payment_fingerprint)
-        snapshot = self.snapshots.current(session=session)
-        matches = self.match_lists(gathered, keys, snapshot.lists, now=now)
-        mx = self.mail_exchange(keys.email_domain, matches) if keys.email_domain else None
-        signals = self.with_lists(gathered, matches, mx=mx)
-        signals["history"] = self.read_history(signals, keys, snapshot.policy, at=signup.occurred_at, session=session)
+        stages.mark("gather")
+        earlier_of = (api_key_id, idempotency_key) if idempotency_key is not None and api_key_id is not None else None
+        stamps = self.snapshots.seen_stamps or dict(driver.read([(READ_STAMPS, {})])[0])
+        for _ in range(3):
+            snapshot = self.snapshots.at(stamps, session)
+            matches = self.match_lists(gathered, keys, snapshot.lists, now=now)
+            mx = self.mail_exchange(keys.email_domain, matches) if keys.email_domain else None
+            signals = self.with_lists(gathered, matches, mx=mx)
+            stages.mark("lists")
+            counted = self.counted_keys(signals, keys)
+            rows = driver.read(self.evidence_batch(counted, keys, snapshot.policy, at=signup.occurred_at, earlier_of=earlier_of))
+            stages.mark("history")
+            current = dict(rows[0])
+            if self.snapshots.fresh(current):
+                break
+            stamps = current  # something changed since: renew the copies and read again
+        self.snapshots.seen_stamps = current
+        earlier = rows[4][0] if earlier_of is not None and rows[4] else None
+        signals["history"] = self.history_signal(rows, counted, keys, snapshot.policy, at=signup.occurred_at, driver=driver)
         decision = judge(signals, snapshot.policy)
-        row = Assessment(
+        stages.mark("judge")
+        row = NewAssessment(
             id=str(uuid.uuid4()),
             created_at=now,
             occurred_at=signup.occurred_at,
@@ -269,6 +321,22 @@ class Assessor:
             reasons=[reason.as_dict() for reason in decision.reasons],
             signals=signals,
         )
-        save_assessment(row, session=session)
-        enqueue_clusters(row, snapshot.policy, session=session)
-        return row
+        return Judged(row=row, snapshot=snapshot, stamps=current, earlier=earlier)
+
+    @staticmethod
+    def record(judged: Judged, *, driver: Driver, deliveries: list[dict[str, Any]]) -> None:
+        """Write the assessment, the revision jobs its cluster causes and its webhook deliveries: one
+        round trip, one transaction (uncommitted on SQLite and inside a Session: the caller commits)."""
+        jobs = [{**job, "payload": json_text(job["payload"])} for job in cluster_jobs(judged.row, judged.snapshot.policy)]
+        batch = [(INSERT_ASSESSMENT, [judged.row.values()])]
+        if jobs:
+            batch.append((INSERT_JOB, jobs))
+        if deliveries:
+            batch.append((INSERT_DELIVERY, deliveries))
+        driver.write(batch)
+
+    def assess(self, signup: Signup, *, session: Session, now: datetime, deliveries: Callable[[Judged], list] | None = None) -> NewAssessment:
+        """Judge one signup and store it in `session`'s transaction (uncommitted): the CLI's way."""
+        judged = self.judge_signup(signup, driver=Driver.of_session(session), session=lambda: session, now=now)
+        self.record(judged, driver=Driver.of_session(session), deliveries=deliveries(judged) if deliveries else [])
+        return judged.row

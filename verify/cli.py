@@ -15,7 +15,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from pydantic import ValidationError
 from sqlalchemy import event
 
-from verify.api.assessments import announce
+from verify.api.assessments import announcement
 from verify.api.bodies import field_errors
 from verify.api.context import Services
 from verify.api.schemas import SignupIn, assessment_json, parse_rfc3339
@@ -185,8 +185,10 @@ def assess(**fields: str | None) -> None:
     now = datetime.now(timezone.utc)
     signup = Signup(**body.model_dump(exclude={"occurred_at"}), occurred_at=body.occurred_at or now)
     with services.database.transaction() as session:
-        row = services.assessor.assess(signup, session=session, now=now)
-        announce(row, session=session)
+        row = services.assessor.assess(
+            signup, session=session, now=now,
+            deliveries=lambda judged: announcement(judged.row, assessment_json(judged.row), judged.snapshot, now=now),
+        )
         click.echo(json.dumps(assessment_json(row), indent=2, ensure_ascii=False))
 
 

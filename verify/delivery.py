@@ -182,7 +182,7 @@ def deliver_until_idle(deliverer: Deliverer, *, limit: int = BATCH) -> list[Outc
 
 def run_deliveries(settings: Settings, *, poll: float, stop: threading.Event, parent_pid: int | None = None) -> None:
     """Deliver until `stop` is set, or until the parent process is gone (serve's child)."""
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     deliverer = deliverer_for(settings, database)
     try:
         while not stop.is_set():

@@ -22,6 +22,16 @@ def _flag(value: str, name: str) -> bool:
     raise SettingsError(f"{name} must be on or off, not {value!r}")
 
 
+def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:
+    chosen = value.strip().lower()
+    if chosen not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return chosen
+
+
+SQLITE_SYNCHRONOUS = ("full", "normal")
+
+
 def _number(value: str, name: str, kind: type) -> float | int:
     try:
         number = kind(value)
@@ -69,6 +79,12 @@ class Settings:
     # itself (off when a separate `verify worker` does).
     webhook_timeout: float = 10.0
     serve_deliveries: bool = True
+    # SQLite's durability: `full` syncs the log on every commit, so an acknowledged verdict
+    # survives a power cut; `normal` syncs only at checkpoints (faster; a power cut can lose
+    # the last verdicts, a crashed process cannot).
+    sqlite_synchronous: str = "full"
+    # Answer POST /v1/assessments with a Server-Timing header (per-stage milliseconds).
+    server_timing: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -120,6 +136,10 @@ class Settings:
             values["webhook_timeout"] = _number(env["VERIFY_WEBHOOK_TIMEOUT"], "VERIFY_WEBHOOK_TIMEOUT", float)
         if env.get("VERIFY_SERVE_DELIVERIES"):
             values["serve_deliveries"] = _flag(env["VERIFY_SERVE_DELIVERIES"], "VERIFY_SERVE_DELIVERIES")
+        if env.get("VERIFY_SQLITE_SYNCHRONOUS"):
+            values["sqlite_synchronous"] = _choice(env["VERIFY_SQLITE_SYNCHRONOUS"], "VERIFY_SQLITE_SYNCHRONOUS", SQLITE_SYNCHRONOUS)
+        if env.get("VERIFY_SERVER_TIMING"):
+            values["server_timing"] = _flag(env["VERIFY_SERVER_TIMING"], "VERIFY_SERVER_TIMING")
         if env.get("VERIFY_DATA_DIR"):
             values["data_dir"] = Path(env["VERIFY_DATA_DIR"])
         return cls(**values)

@@ -4,13 +4,12 @@ as 409; an idempotent signup that loses its race answers with the winner's asses
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from dataclasses import asdict
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from verify.errors import Conflict
-from verify.store.assessments import assess_once, save_assessment
 from verify.store.models import Assessment
 from verify.store.transactions import committed
 
@@ -41,42 +40,40 @@ def test_a_second_collision_is_a_conflict(services):
         committed(work, session=session, conflict="busy")
 
 
-def assessment(assessment_id: str, *, key: str, digest: str) -> Assessment:
-    now = datetime.now(timezone.utc)
-    return Assessment(
-        id=assessment_id, created_at=now, occurred_at=now, verdict="allow", score=0, policy_version=1,
-        api_key_id=1, idempotency_key=key, request_hash=digest, email="race@example.com",
-    )
+def winner_commits_first(services, monkeypatch, *, digest: str) -> list[int]:
+    """The winner commits between the loser's read round trip and its write: the race, made certain."""
+    assessor = services.assessor
+    record = assessor.record
+    writes = []
+
+    def record_after_the_winner(judged, **kwargs):
+        writes.append(1)
+        if len(writes) == 1:
+            first = {**asdict(judged.row), "id": "winner"}
+            if digest != "same":
+                first["request_hash"] = digest
+            with services.database.transaction() as winner:
+                winner.add(Assessment(**first))
+        return record(judged, **kwargs)
+
+    monkeypatch.setattr(assessor, "record", record_after_the_winner)
+    return writes
 
 
-def test_an_idempotent_write_that_loses_the_race_answers_with_the_winner(services):
-    database = services.database
-    made = []
-
-    def make() -> Assessment:
-        made.append(1)
-        # The winner commits between the loser's look-up and its insert: the race, made certain.
-        with database.session() as winner:
-            save_assessment(assessment("winner", key="k", digest="d"), session=winner)
-            winner.commit()
-        return save_assessment(assessment("loser", key="k", digest="d"), session=loser)
-
-    with database.session() as loser:
-        row, created = assess_once(make, api_key_id=1, idempotency_key="k", request_hash="d", session=loser)
-    assert (row.id, created, len(made)) == ("winner", False, 1)
+def test_an_idempotent_write_that_loses_the_race_answers_with_the_winner(client, services, assess_headers, monkeypatch):
+    writes = winner_commits_first(services, monkeypatch, digest="same")
+    response = client.post("/v1/assessments", json={"email": "race@example-mail.com"},
+                           headers={**assess_headers, "Idempotency-Key": "k"})
+    assert (response.status_code, response.get_json()["id"], len(writes)) == (200, "winner", 1)
+    with services.database.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM assessments").scalar() == 1
 
 
-def test_the_loser_of_a_race_with_another_body_is_a_conflict(services):
-    database = services.database
-
-    def make() -> Assessment:
-        with database.session() as winner:
-            save_assessment(assessment("winner", key="k", digest="other body"), session=winner)
-            winner.commit()
-        return save_assessment(assessment("loser", key="k", digest="d"), session=loser)
-
-    with database.session() as loser, pytest.raises(Conflict, match="different body"):
-        assess_once(make, api_key_id=1, idempotency_key="k", request_hash="d", session=loser)
+def test_the_loser_of_a_race_with_another_body_is_a_conflict(client, services, assess_headers, monkeypatch):
+    winner_commits_first(services, monkeypatch, digest="other body")
+    response = client.post("/v1/assessments", json={"email": "race@example-mail.com"},
+                           headers={**assess_headers, "Idempotency-Key": "k"})
+    assert response.status_code == 409 and "different body" in response.get_json()["detail"]
 
 
 def test_concurrent_retries_of_one_signup_store_one_assessment(app, services, assess_headers):

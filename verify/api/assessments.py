@@ -7,12 +7,12 @@ import binascii
 import hashlib
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 from flask import Blueprint, request
-from sqlmodel import Session
 
 from verify import metrics
-from verify.api.auth import current_key, requires_scope
+from verify.api.auth import allowed, bearer_secret, current_key, known_key, requires_scope
 from verify.api.bodies import parse, parse_query, query_error, read_json
 from verify.api.context import db_session, services
 from verify.api.schemas import (
@@ -28,22 +28,25 @@ from verify.api.schemas import (
 from verify.assessing import Signup
 from verify.engine import identity
 from verify.engine.reasons import CATALOGUE
-from verify.errors import InvalidInput
+from verify.errors import Conflict, InvalidInput
 from verify.intel.providers import Providers
 from verify.store import lengths
 from verify.store.revisions import revision_document, revisions_of
+from verify.stages import Stages
 from verify.store.assessments import (
     AssessmentFilter,
     add_feedback,
-    assess_once,
     feedback_for,
     get_assessment,
     related_assessments,
     search_assessments,
 )
-from verify.store.models import Assessment
+from verify.store.driver import Driver, UniqueViolation, pooled_driver
+from verify.store.models import ApiKey, Assessment
+from verify.store.snapshots import Snapshot
+from verify.store.stamps import READ_STAMPS
 from verify.store.transactions import committed
-from verify.store.webhooks import ANNOUNCED_VERDICTS, ASSESSMENT_CREATED, enqueue_event
+from verify.store.webhooks import ANNOUNCED_VERDICTS, ASSESSMENT_CREATED, delivery_rows
 
 bp = Blueprint("assessments", __name__, url_prefix="/v1/assessments")
 
@@ -60,37 +63,68 @@ def idempotency_key() -> str | None:
     return key
 
 
-def announce(row: Assessment, *, session: Session) -> None:
-    """Queue `assessment.created` for subscribed endpoints, in the transaction that stores the assessment."""
-    if row.verdict in ANNOUNCED_VERDICTS:
-        enqueue_event(session, ASSESSMENT_CREATED, assessment_json(row))
+def announcement(row: Any, shown: dict[str, Any], snapshot: Snapshot, *, now: datetime) -> list[dict[str, Any]]:
+    """`assessment.created` deliveries for the subscribed endpoints, written with the assessment."""
+    if row.verdict not in ANNOUNCED_VERDICTS:
+        return []
+    return delivery_rows(snapshot.subscriptions, ASSESSMENT_CREATED, [shown], now=now)
+
+
+def assessing_key(secret: str, driver: Driver) -> ApiKey:
+    """The caller's key from this process's copy; only a key the copy does not know costs a read
+    of the stamps (it may be newer than the copy). A revoked key is caught after the read round trip."""
+    snapshots = services().assessor.snapshots
+    key = snapshots.cached_api_key(secret)
+    if key is None:
+        stamps = dict(driver.read([(READ_STAMPS, {})])[0])
+        key = snapshots.api_key_at(secret, stamps, db_session)
+    return allowed(known_key(key), "assess")
 
 
 @bp.post("")
-@requires_scope("assess")
 def create():
-    document = read_json()
-    body = parse(SignupIn, document)
-    key, digest, api_key = idempotency_key(), body_hash(document), current_key()
-    now = datetime.now(timezone.utc)
-    signup = Signup(**body.model_dump(exclude={"occurred_at"}), occurred_at=body.occurred_at or now)
-    session = db_session()
+    """The hot path: one read round trip and one write round trip through the driver, no ORM."""
+    settings, assessor = services().settings, services().assessor
+    stages = Stages(enabled=settings.server_timing)
+    secret = bearer_secret()
+    with pooled_driver(services().database.engine) as driver:
+        api_key = assessing_key(secret, driver)
+        stages.mark("auth")
+        document = read_json()
+        body = parse(SignupIn, document)
+        key, digest = idempotency_key(), body_hash(document)
+        now = datetime.now(timezone.utc)
+        signup = Signup(**body.model_dump(exclude={"occurred_at"}), occurred_at=body.occurred_at or now)
+        stages.mark("validation")
+        for attempt in range(2):
+            judged = assessor.judge_signup(
+                signup, driver=driver, session=db_session, now=now, api_key_id=api_key.id, idempotency_key=key,
+                request_hash=digest, stages=stages,
+            )
+            known_key(assessor.snapshots.api_key_at(secret, judged.stamps, db_session))  # revoked meanwhile: nothing is stored
+            if judged.earlier is not None:  # a retry: the first answer again
+                return repeated(judged.earlier, digest)
+            shown = assessment_json(judged.row)
+            try:
+                assessor.record(judged, driver=driver, deliveries=announcement(judged.row, shown, judged.snapshot, now=now))
+                stages.mark("record")
+                driver.commit()
+                stages.mark("commit")
+                break
+            except UniqueViolation:  # a concurrent retry under the same Idempotency-Key stored first
+                driver.rollback()
+                if attempt:
+                    raise Conflict("the signup collided with a concurrent one; retry") from None
+    metrics.record_assessment(judged.row.verdict, (reason["code"] for reason in judged.row.reasons))
+    headers = {"Server-Timing": stages.header()} if stages.enabled else {}
+    return shown, 201, headers
 
-    def assess_and_announce() -> Assessment:
-        row = services().assessor.assess(
-            signup, session=session, now=now, api_key_id=api_key.id, idempotency_key=key, request_hash=digest
-        )
-        announce(row, session=session)
-        return row
 
-    row, created = assess_once(
-        assess_and_announce,
-        api_key_id=api_key.id, idempotency_key=key, request_hash=digest, session=session,
-    )
-    if not created:  # a retry: the first answer again
-        return assessment_json(row), 200
-    metrics.record_assessment(row.verdict, (reason["code"] for reason in row.reasons))
-    return assessment_json(row), 201
+def repeated(earlier: tuple[str, str], digest: str):
+    earlier_id, earlier_hash = earlier
+    if earlier_hash != digest:
+        raise Conflict("this Idempotency-Key was used with a different body")
+    return assessment_json(get_assessment(earlier_id, session=db_session())), 200
 
 
 @bp.get("/<assessment_id>")

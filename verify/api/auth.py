@@ -24,14 +24,29 @@ def key_for(secret: str) -> ApiKey | None:
     return services().assessor.snapshots.api_key(secret, session=db_session())
 
 
-def authenticate() -> ApiKey:
+def bearer_secret() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
-    key = key_for(secret.strip())
+    return secret.strip()
+
+
+def authenticate() -> ApiKey:
+    return known_key(key_for(bearer_secret()))
+
+
+def known_key(key: ApiKey | None) -> ApiKey:
     if key is None:
         raise Unauthenticated("the API key is unknown or revoked")
+    return key
+
+
+def allowed(key: ApiKey, *accepted: str) -> ApiKey:
+    """The key, when it holds one of the accepted scopes; remembered as the request's key."""
+    if not set(accepted) & set(key.scopes):
+        raise Forbidden(f"this route needs the {' or '.join(accepted)} scope")
+    g.api_key = key
     return key
 
 
@@ -41,10 +56,7 @@ def requires_scope(*accepted: str) -> Callable:
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            key = authenticate()
-            if not set(accepted) & set(key.scopes):
-                raise Forbidden(f"this route needs the {' or '.join(accepted)} scope")
-            g.api_key = key
+            allowed(authenticate(), *accepted)
             return view(*args, **kwargs)
 
         return guarded

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+
+import psycopg
 
 from flask import Flask, Response, json
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -72,6 +75,8 @@ def handle_unexpected(error: Exception) -> Response:
 def init_app(app: Flask) -> None:
     app.register_error_handler(errors.VerifyError, handle_verify_error)
     app.register_error_handler(HTTPException, handle_http_error)
-    for database_error in (OperationalError, InterfaceError, PoolTimeout):
+    # The hot path talks to the drivers themselves (store/driver.py): their errors are the same outage.
+    for database_error in (OperationalError, InterfaceError, PoolTimeout, sqlite3.OperationalError, psycopg.OperationalError,
+                           psycopg.InterfaceError):
         app.register_error_handler(database_error, handle_database_down)
     app.register_error_handler(Exception, handle_unexpected)

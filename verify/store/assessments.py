@@ -12,6 +12,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from verify.errors import Conflict, NotFound
+from verify.store.driver import json_text
 from verify.store.models import Assessment, Feedback, utcnow
 from verify.store.webhooks import delete_deliveries_about
 from verify.store.transactions import committed
@@ -24,12 +25,52 @@ ASSESSMENT = Assessment.__table__.c
 FEEDBACK_PER_ASSESSMENT = 50
 
 
-def save_assessment(row: Assessment, *, session: Session) -> Assessment:
-    """Insert with one Core statement: the ORM's unit of work costs more than the insert itself."""
-    values = {name: getattr(row, name) for name in Assessment.model_fields if name != "seq"}
-    values["metadata"] = values.pop("metadata_")
-    session.execute(sa.insert(Assessment.__table__), [values])
-    return row
+# The columns an assessment is inserted with (all but `seq`), for the driver's INSERT.
+COLUMNS = tuple(column.name for column in Assessment.__table__.columns if column.name != "seq")
+JSON_COLUMNS = ("metadata", "reasons", "signals")
+INSERT_ASSESSMENT = f"INSERT INTO assessments ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + name for name in COLUMNS)})"
+FIND_IDEMPOTENT = "SELECT id, request_hash FROM assessments WHERE api_key_id = :api_key_id AND idempotency_key = :idempotency_key"
+
+
+@dataclass(frozen=True)
+class NewAssessment:
+    """An assessment as the hot path stores and answers it: the columns of `Assessment`, without
+    the ORM object (which took 0.25 ms to build per request)."""
+
+    id: str
+    created_at: datetime
+    occurred_at: datetime
+    verdict: str
+    score: int
+    policy_version: int
+    api_key_id: int | None
+    idempotency_key: str | None
+    request_hash: str | None
+    email: str
+    email_canonical: str | None
+    email_domain: str | None
+    local_template: str | None
+    phone: str | None
+    phone_e164: str | None
+    phone_block: str | None
+    ip: str | None
+    ip_network: str | None
+    asn: int | None
+    country: str | None
+    device_id: str | None
+    payment_fingerprint: str | None
+    user_agent: str | None
+    external_id: str | None
+    metadata_: dict | None
+    reasons: list
+    signals: dict
+
+    def values(self) -> dict[str, Any]:
+        """Column name -> value, JSON columns as text, for INSERT_ASSESSMENT."""
+        values = {name: getattr(self, "metadata_" if name == "metadata" else name) for name in COLUMNS}
+        for name in JSON_COLUMNS:
+            values[name] = None if values[name] is None else json_text(values[name])
+        return values
 
 
 def get_assessment(assessment_id: str, *, session: Session) -> Assessment:
@@ -39,34 +80,6 @@ def get_assessment(assessment_id: str, *, session: Session) -> Assessment:
     if row is None:
         raise NotFound(f"no assessment with id {assessment_id!r}")
     return row
-
-
-def find_by_idempotency_key(api_key_id: int, key: str, *, session: Session) -> Assessment | None:
-    return session.exec(
-        select(Assessment).where(Assessment.api_key_id == api_key_id, Assessment.idempotency_key == key)
-    ).first()
-
-
-def assess_once(
-    make: Callable[[], Assessment], *, api_key_id: int | None, idempotency_key: str | None, request_hash: str, session: Session
-) -> tuple[Assessment, bool]:
-    """The assessment first stored under this key's Idempotency-Key, or a new one from `make`, committed;
-    with True when it is new. Conflict when the Idempotency-Key was used with another body.
-
-    Two retries of one signup sent at once both find nothing and both assess; the loser's
-    insert collides on the unique key, and its rerun finds and answers with the winner's.
-    """
-
-    def first_or_new() -> tuple[Assessment, bool]:
-        if idempotency_key is not None and api_key_id is not None:
-            earlier = find_by_idempotency_key(api_key_id, idempotency_key, session=session)
-            if earlier is not None:
-                if earlier.request_hash != request_hash:
-                    raise Conflict("this Idempotency-Key was used with a different body")
-                return earlier, False
-        return make(), True
-
-    return committed(first_or_new, session=session, conflict="the signup collided with a concurrent one; retry")
 
 
 # -- feedback ----------------------------------------------------------------------------

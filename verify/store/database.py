@@ -29,30 +29,39 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    # WAL lets several gunicorn workers read while one writes; NORMAL is durable in WAL mode
-    # except for the last transactions on power loss, which the OS crash of a worker does not cause.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.close()
+def _sqlite_pragmas(synchronous: str):
+    """WAL lets several gunicorn workers read while one writes. `synchronous` is the durability
+    setting (VERIFY_SQLITE_SYNCHRONOUS): FULL syncs the log at every commit; NORMAL only at
+    checkpoints, so a power cut (never a crashed process) can lose the last commits."""
+
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    return on_connect
 
 
-def create_db_engine(url: str) -> sa.Engine:
-    """An engine tuned for the backend: WAL SQLite, or PostgreSQL with short connect timeouts."""
+def create_db_engine(url: str, *, sqlite_synchronous: str = "full") -> sa.Engine:
+    """An engine tuned for the backend: WAL SQLite, or PostgreSQL with short connect timeouts.
+
+    No pre-ping: it cost every request a round trip. A connection that a restarted server
+    broke fails its statement once; SQLAlchemy then drops it and the pool's older ones, and
+    the hot path (store/driver.py) drops its own.
+    """
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
         return engine
     return sa.create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
         pool_timeout=3,
@@ -73,9 +82,9 @@ def create_db_engine(url: str) -> sa.Engine:
 class Database:
     """One engine and its session factory."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "full") -> None:
         self.url = normalise_url(url)
-        self.engine = create_db_engine(self.url)
+        self.engine = create_db_engine(self.url, sqlite_synchronous=sqlite_synchronous)
         self._sessions = sessionmaker(self.engine, class_=Session, expire_on_commit=False)
 
     @property

@@ -65,14 +65,27 @@ def policy_in_force(*, session: Session) -> Policy:
 
 # -- jobs ------------------------------------------------------------------------------------
 
+def job_values(evidence: Evidence | None, *, cause_kind: str, cause_ref: str, source_id: str | None,
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The columns of one queued job: the evidence that causes it and what to re-judge."""
+    payload = {**(evidence_document(evidence) if evidence else {}), **(extra or {})}
+    return {"cause_kind": cause_kind, "cause_ref": cause_ref[:400], "source_id": source_id, "payload": payload,
+            "after_seq": 0, "attempts": 0, "created_at": utcnow()}
+
+
 def enqueue_job(evidence: Evidence | None, *, cause_kind: str, cause_ref: str, source_id: str | None,
                 extra: dict[str, Any] | None = None, session: Session) -> RevisionJob:
     """Queue re-judging work in the caller's transaction, beside the evidence that causes it."""
-    payload = {**(evidence_document(evidence) if evidence else {}), **(extra or {})}
-    row = RevisionJob(cause_kind=cause_kind, cause_ref=cause_ref[:400], source_id=source_id, payload=payload, created_at=utcnow())
+    row = RevisionJob(**job_values(evidence, cause_kind=cause_kind, cause_ref=cause_ref, source_id=source_id, extra=extra))
     session.add(row)
     session.flush()
     return row
+
+
+INSERT_JOB = (
+    "INSERT INTO revision_jobs (cause_kind, cause_ref, source_id, payload, after_seq, attempts, created_at) "
+    "VALUES (:cause_kind, :cause_ref, :source_id, :payload, :after_seq, :attempts, :created_at)"
+)
 
 
 def enqueue_feedback(assessment: Assessment, *, label: str, source: str, session: Session) -> None:
@@ -94,14 +107,16 @@ def enqueue_feedback(assessment: Assessment, *, label: str, source: str, session
                 extra={"label": "fraud"}, session=session)
 
 
-def enqueue_clusters(assessment: Assessment, policy: Policy, *, session: Session) -> None:
-    """The new assessment made a key's cluster reach its `cluster_*` limit: queue re-judging its earlier members."""
+def cluster_jobs(assessment: Any, policy: Policy) -> list[dict[str, Any]]:
+    """The new assessment made a key's cluster reach its `cluster_*` limit: the jobs that re-judge its earlier members."""
+    jobs = []
     for key in crossed_limits(assessment.signals, policy.limits):
         value = getattr(assessment, CLUSTER_LIMITS[key][1])
         if value is None:
             continue
         evidence = cluster_evidence(key, value, at=assessment.occurred_at, source_id=assessment.id, limits=policy.limits)
-        enqueue_job(evidence, cause_kind="cluster", cause_ref=assessment.id, source_id=assessment.id, session=session)
+        jobs.append(job_values(evidence, cause_kind="cluster", cause_ref=assessment.id, source_id=assessment.id))
+    return jobs
 
 
 # A job's links name at most this many list values, so that its query stays a short IN list.

@@ -10,6 +10,9 @@ from verify.store.models import Stamp
 LISTS_STAMP = "lists"
 KEYS_STAMP = "keys"
 POLICY_STAMP = "policy"
+WEBHOOKS_STAMP = "webhooks"
+# The same read for the driver (the assessment hot path folds it into its one round trip).
+READ_STAMPS = "SELECT name, value FROM stamps"
 
 
 def read_stamps(*, session: Session) -> dict[str, int]:

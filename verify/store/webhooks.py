@@ -22,6 +22,7 @@ from verify.errors import Conflict, NotFound
 from verify.standard_webhooks import new_secret
 from verify.store.audit import record_audit
 from verify.store.models import WebhookDelivery, WebhookEndpoint, utcnow
+from verify.store.stamps import WEBHOOKS_STAMP, bump_stamp
 
 REVISION_CREATED = "revision.created"
 ASSESSMENT_CREATED = "assessment.created"
@@ -53,6 +54,7 @@ def create_endpoint(
     )
     session.add(row)
     session.flush()
+    bump_stamp(WEBHOOKS_STAMP, session=session)  # each worker's copy of the subscriptions is renewed
     record_audit(actor, "webhook.create", target=row.id, detail=_audited(row), session=session)
     return row
 
@@ -77,6 +79,7 @@ def update_endpoint(endpoint_id: str, changes: dict[str, Any], *, actor: str, se
     row.updated_at = utcnow()
     session.add(row)
     session.flush()
+    bump_stamp(WEBHOOKS_STAMP, session=session)
     record_audit(actor, "webhook.update", target=row.id, detail={"changed": sorted(changes), **_audited(row)}, session=session)
     return row
 
@@ -87,6 +90,7 @@ def delete_endpoint(endpoint_id: str, *, actor: str, session: Session) -> None:
     detail = _audited(row)
     session.execute(sa.delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == row.id))
     session.delete(row)
+    bump_stamp(WEBHOOKS_STAMP, session=session)
     record_audit(actor, "webhook.delete", target=endpoint_id, detail=detail, session=session)
 
 
@@ -114,20 +118,27 @@ def enqueue_events(
     session: Session, event_type: str, payloads: Iterable[dict[str, Any]], *, now: datetime | None = None
 ) -> int:
     """enqueue_event for many events of one type, with one look at the endpoints."""
+    rows = delivery_rows(subscriptions(session=session), event_type, payloads, now=now or utcnow())
+    if rows:
+        session.execute(sa.insert(WebhookDelivery.__table__), rows)
+    return len(rows)
+
+
+def subscriptions(*, session: Session) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(endpoint id, event types) of every enabled endpoint: what each worker keeps a copy of."""
+    rows = session.execute(sa.select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.enabled == sa.true()))
+    return tuple((endpoint_id, tuple(events)) for endpoint_id, events in rows)
+
+
+def delivery_rows(
+    endpoints: Iterable[tuple[str, Iterable[str]]], event_type: str, payloads: Iterable[dict[str, Any]], *, now: datetime
+) -> list[dict[str, Any]]:
+    """One pending delivery per subscribed endpoint per event (values of webhook_deliveries' columns)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
-    endpoints = [
-        endpoint_id
-        for endpoint_id, events in session.execute(
-            sa.select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.enabled == sa.true())
-        )
-        if event_type in events
-    ]
-    if not endpoints:
-        return 0
-    now = now or utcnow()
+    subscribed = [endpoint_id for endpoint_id, events in endpoints if event_type in events]
     rows = []
-    for payload in payloads:
+    for payload in payloads if subscribed else ():
         body = event_body(event_type, payload, at=now)
         subject = payload.get(SUBJECT[event_type])
         rows += [
@@ -137,11 +148,16 @@ def enqueue_events(
                 "status": PENDING, "attempts": 0, "next_attempt_at": now, "retry_until": now + RETRY_WINDOW,
                 "created_at": now,
             }
-            for endpoint_id in endpoints
+            for endpoint_id in subscribed
         ]
-    if rows:
-        session.execute(sa.insert(WebhookDelivery.__table__), rows)
-    return len(rows)
+    return rows
+
+
+INSERT_DELIVERY = (
+    "INSERT INTO webhook_deliveries (id, endpoint_id, event_type, assessment_id, body, status, attempts, next_attempt_at, "
+    "retry_until, created_at) VALUES (:id, :endpoint_id, :event_type, :assessment_id, :body, :status, :attempts, "
+    ":next_attempt_at, :retry_until, :created_at)"
+)
 
 
 # -- sending -----------------------------------------------------------------------------
