@@ -200,11 +200,12 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def verify_server(database_url: str, *, settings: dict[str, str], workers: int) -> Iterator[tuple[int, str]]:
-    """A `verify serve` on a free port with an assess key: yields (port, key)."""
+def verify_server(database_url: str, *, settings: dict[str, str], workers: int,
+                  key_name: str = "bench") -> Iterator[tuple[int, str]]:
+    """A `verify serve` on a free port with a new assess key (names are unique per database): yields (port, key)."""
     env = {**os.environ, "VERIFY_DATABASE_URL": database_url, "VERIFY_SERVER_TIMING": "true", **settings}
     key = subprocess.run(
-        [str(VERIFY), "keys", "create", "--name", "bench", "--scope", "assess"],
+        [str(VERIFY), "keys", "create", "--name", key_name, "--scope", "assess"],
         env=env, capture_output=True, text=True, check=True,
     ).stdout.strip()
     port = free_port()
@@ -284,7 +285,8 @@ def count_round_trips(run: Run, url: sa.engine.URL, args: argparse.Namespace) ->
     """Round trips per assessment, through the counting proxy, on the database `run` left."""
     proxy = PostgresProxy(url.host or "127.0.0.1", url.port or 5432).start()
     try:
-        with verify_server(through_proxy(url, proxy), settings=run.settings, workers=args.workers) as (port, key):
+        proxied = through_proxy(url, proxy)
+        with verify_server(proxied, settings=run.settings, workers=args.workers, key_name="bench-round-trips") as (port, key):
             signups = run.load.signups(ROUND_TRIP_WARM_UP + SAMPLE_SIZE, thread_id=ROUND_TRIP_THREAD)
             send_signups(port, key, signups[:ROUND_TRIP_WARM_UP])
             proxy.reset()

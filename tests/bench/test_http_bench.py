@@ -1,12 +1,17 @@
-"""The HTTP benchmark's parsing and planning: Server-Timing headers, wrk's output, the runs."""
+"""The HTTP benchmark's own parts: Server-Timing headers, wrk's output, the runs it plans, the stage sample."""
 
 from __future__ import annotations
 
 import argparse
+import threading
 
 import pytest
+from flask import Flask, request
+from werkzeug.serving import make_server
 
-from bench.http_bench import build_parser, comma_list, parse_server_timing, parse_wrk, planned_runs, stage_durations, summarise_stages
+from bench.http_bench import (
+    build_parser, comma_list, parse_server_timing, parse_wrk, planned_runs, send_signups, stage_durations, summarise_stages,
+)
 
 SERVER_TIMING_CASES = [
     pytest.param("auth;dur=0.081, validation;dur=0.050, history;dur=0.300",
@@ -89,3 +94,33 @@ def test_the_default_options_are_both_loads_and_both_durabilities():
     assert (args.loads, args.sqlite_synchronous) == (["honest", "campaign"], ["full", "normal"])
     args = build_parser().parse_args(["--loads", "campaign", "--sqlite-synchronous", "normal"])
     assert (args.loads, args.sqlite_synchronous) == (["campaign"], ["normal"])
+
+
+@pytest.fixture
+def timing_server():
+    """A real HTTP server answering assessments with a Server-Timing header, and what it received."""
+    received: list[tuple[str, dict]] = []
+    app = Flask(__name__)
+
+    @app.post("/v1/assessments")
+    def assess():
+        received.append((request.headers["Authorization"], request.get_json()))
+        if len(received) == 2:
+            return {"title": "refused"}, 422
+        return {"verdict": "allow"}, 201, {"Server-Timing": f"auth;dur=0.1, history;dur={len(received)}"}
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_port, received
+    server.shutdown()
+    thread.join()
+
+
+def test_the_stage_sample_posts_each_signup_and_keeps_each_answers_timings(timing_server):
+    port, received = timing_server
+    signups = [{"email": f"user{n}@example-mail.com"} for n in range(4)]
+    sample = send_signups(port, "secret", signups)
+    assert received == [("Bearer secret", signup) for signup in signups]
+    assert sample.stages == [{"auth": 0.1, "history": 1.0}, {"auth": 0.1, "history": 3.0}, {"auth": 0.1, "history": 4.0}]
+    assert (sample.failures, len(sample.wall_ms)) == (1, 4)
