@@ -281,7 +281,7 @@ def measure(run: Run, database_url: str, args: argparse.Namespace) -> None:
         run.sample = send_signups(port, key, run.load.signups(SAMPLE_SIZE, thread_id=STAGE_SAMPLE_THREAD))
 
 
-def count_round_trips(run: Run, url: sa.engine.URL, args: argparse.Namespace) -> float:
+def count_round_trips(run: Run, url: sa.engine.URL, args: argparse.Namespace) -> None:
     """Round trips per assessment, through the counting proxy, on the database `run` left."""
     proxy = PostgresProxy(url.host or "127.0.0.1", url.port or 5432).start()
     try:
@@ -290,8 +290,9 @@ def count_round_trips(run: Run, url: sa.engine.URL, args: argparse.Namespace) ->
             signups = run.load.signups(ROUND_TRIP_WARM_UP + SAMPLE_SIZE, thread_id=ROUND_TRIP_THREAD)
             send_signups(port, key, signups[:ROUND_TRIP_WARM_UP])
             proxy.reset()
-            send_signups(port, key, signups[ROUND_TRIP_WARM_UP:])
-            return proxy.round_trips / SAMPLE_SIZE
+            counted = send_signups(port, key, signups[ROUND_TRIP_WARM_UP:])
+            run.round_trips = proxy.round_trips / SAMPLE_SIZE
+            run.sample.failures += counted.failures
     finally:
         proxy.stop()
 
@@ -303,7 +304,7 @@ def run_all(runs: list[Run], args: argparse.Namespace, postgres_url: str | None,
         else:
             url = fresh_postgres(postgres_url)
             measure(run, url.render_as_string(hide_password=False), args)
-            run.round_trips = count_round_trips(run, url, args)
+            count_round_trips(run, url, args)
         print(f"  done: {run.server}, {run.load.name}", file=sys.stderr)
 
 
