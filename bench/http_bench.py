@@ -1,23 +1,48 @@
 """Throughput and latency of POST /v1/assessments under `verify serve`, against a bare-Flask baseline.
 
-Both servers run under gunicorn with the same workers; wrk drives both with the same script
-and connections, in the same run. Run: `.venv/bin/python bench/http_bench.py` (needs wrk:
-`apt-get install wrk`). PostgreSQL is included when VERIFY_BENCH_POSTGRES_URL is set.
+Both servers run under gunicorn with the same workers; wrk drives them with the same
+connections, in the same run, and every row shows its throughput as a ratio to the bare-Flask
+baseline of that run. Each backend runs two loads (bench/loads.py): `honest`, distinct
+signups (bench/signups.lua), and `campaign`, what a farm sends (bench/campaign.lua), each on
+a fresh database. SQLite's honest load runs once per `--sqlite-synchronous` value
+(VERIFY_SQLITE_SYNCHRONOUS), its campaign with the first value.
+
+After each wrk run the benchmark sends 300 requests of the same load itself, one at a time,
+and prints the median of each stage the service names in its Server-Timing header and each
+stage's share of the stage time. The services run with VERIFY_SERVER_TIMING=true for every
+run, so that the throughput rows and the breakdown come from the same configuration; the
+header costs a few microseconds per request.
+
+On PostgreSQL the round trips per assessment are counted by a proxy
+(tests/support/pg_proxy.py) on a second server started after the measured one, on the same
+database: 300 more requests through it, after 50 that warm its workers. The measured run
+goes straight to PostgreSQL, so the proxy's own cost is in no throughput or latency figure.
+
+Run: `.venv/bin/python bench/http_bench.py` (needs wrk: `apt-get install wrk`). PostgreSQL
+is included when VERIFY_BENCH_POSTGRES_URL is set (each run on that server recreates the
+database `verify_bench`, and the last one is left for inspection).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,33 +50,65 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.loads import LOADS, Load, Signup  # noqa: E402
 from tests.support.dns_server import LoopbackDNS  # noqa: E402  (a real DNS server, so MX checks resolve)
+from tests.support.pg_proxy import PostgresProxy  # noqa: E402
 
 VERIFY = Path(sys.executable).with_name("verify")
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_up(port: int, path: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1)
-            return
-        except Exception:
-            time.sleep(0.2)
-    raise RuntimeError(f"server on port {port} did not come up")
+STAGES = ("auth", "validation", "gather", "lists", "history", "judge", "record", "commit", "logging")
+SAMPLE_SIZE = 300
+ROUND_TRIP_WARM_UP = 50
+SYNCHRONOUS_VALUES = ("full", "normal")
+# Python-made signups use thread ids of their own, so their emails and devices are not wrk's.
+STAGE_SAMPLE_THREAD, ROUND_TRIP_THREAD = 90, 91
 
 
-def run_wrk(port: int, *, key: str, duration: int, connections: int, threads: int) -> dict[str, float]:
+# -- Server-Timing (https://www.w3.org/TR/server-timing/) -----------------------------------
+
+TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+QUOTED = r'"(?:[^"\\]|\\.)*"'
+ENTRY = re.compile(rf'(?:{QUOTED}|[^,"])+')
+NAME = re.compile(rf"\s*({TOKEN})")
+PARAMETER = re.compile(rf"\s*;\s*({TOKEN})\s*(?:=\s*({QUOTED}|{TOKEN}))?")
+
+
+def parse_server_timing(header: str) -> list[tuple[str, float]]:
+    """Each metric's name and duration in ms, in order; a missing or bad `dur` is 0 (W3C)."""
+    metrics = []
+    for entry in ENTRY.findall(header):
+        name = NAME.match(entry)
+        if not name:
+            continue  # an empty or malformed entry: the spec says to skip it
+        metrics.append((name.group(1), duration_of(entry[name.end():])))
+    return metrics
+
+
+def duration_of(parameters: str) -> float:
+    for match in PARAMETER.finditer(parameters):
+        if match.group(1).lower() == "dur":  # the first `dur` counts; parameter names ignore case
+            try:
+                return float((match.group(2) or "").strip('"'))
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
+def stage_durations(header: str) -> dict[str, float]:
+    """Milliseconds per stage name; a name given twice is summed."""
+    durations: dict[str, float] = {}
+    for name, duration in parse_server_timing(header):
+        durations[name] = durations.get(name, 0.0) + duration
+    return durations
+
+
+# -- wrk ---------------------------------------------------------------------------------
+
+def run_wrk(port: int, *, key: str, script: Path, duration: int, args: argparse.Namespace) -> dict[str, float]:
     command = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
-        "-s", str(ROOT / "bench" / "signups.lua"), f"http://127.0.0.1:{port}",
+        "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--latency",
+        "-s", str(script), f"http://127.0.0.1:{port}",
     ]
     output = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "KEY": key}, check=True).stdout
     return parse_wrk(output)
@@ -68,6 +125,71 @@ def parse_wrk(output: str) -> dict[str, float]:
     return {"rps": rps, "p50": latency[50], "p99": latency[99], "non_2xx": int(errors.group(1)) if errors else 0}
 
 
+# -- requests sent by the benchmark itself -----------------------------------------------
+
+@dataclass
+class Sample:
+    """What `SAMPLE_SIZE` one-at-a-time requests showed: stage timings and client wall times."""
+
+    stages: list[dict[str, float]] = field(default_factory=list)
+    wall_ms: list[float] = field(default_factory=list)
+    failures: int = 0
+
+
+def send_signups(port: int, key: str, signups: list[Signup]) -> Sample:
+    """POST each signup on one keep-alive connection (reopened when the server closes it)."""
+    sample = Sample()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    try:
+        for signup in signups:
+            started = time.perf_counter()
+            connection.request("POST", "/v1/assessments", body=json.dumps(signup), headers=headers)
+            response = connection.getresponse()
+            response.read()
+            sample.wall_ms.append((time.perf_counter() - started) * 1000)
+            if response.status >= 300:
+                sample.failures += 1
+            if response.getheader("Server-Timing"):
+                sample.stages.append(stage_durations(response.getheader("Server-Timing")))
+    finally:
+        connection.close()
+    return sample
+
+
+def summarise_stages(stages: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """Per stage: its median in ms (0 where a request did not name it) and its share of all stage time."""
+    names = [name for name in STAGES if any(name in timing for timing in stages)]
+    names += sorted({name for timing in stages for name in timing} - set(names))
+    total = sum(sum(timing.values()) for timing in stages) or 1.0
+    return {
+        name: (statistics.median(timing.get(name, 0.0) for timing in stages),
+               sum(timing.get(name, 0.0) for timing in stages) / total)
+        for name in names
+    }
+
+
+# -- servers -----------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(port: int, path: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # any answer proves it is up
+        except Exception:
+            time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} did not come up")
+
+
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -75,6 +197,24 @@ def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
 def stop(process: subprocess.Popen) -> None:
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
+
+
+@contextmanager
+def verify_server(database_url: str, *, settings: dict[str, str], workers: int,
+                  key_name: str = "bench") -> Iterator[tuple[int, str]]:
+    """A `verify serve` on a free port with a new assess key (names are unique per database): yields (port, key)."""
+    env = {**os.environ, "VERIFY_DATABASE_URL": database_url, "VERIFY_SERVER_TIMING": "true", **settings}
+    key = subprocess.run(
+        [str(VERIFY), "keys", "create", "--name", key_name, "--scope", "assess"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    port = free_port()
+    server = start([str(VERIFY), "serve", "--port", str(port), "--workers", str(workers)], env)
+    try:
+        wait_until_up(port, "/healthz")
+        yield port, key
+    finally:
+        stop(server)
 
 
 def measure_baseline(args: argparse.Namespace) -> dict[str, float]:
@@ -85,70 +225,164 @@ def measure_baseline(args: argparse.Namespace) -> dict[str, float]:
         dict(os.environ),
     )
     try:
-        wait_until_up(port, "/nothing")  # a 404 still proves it is up
-    except RuntimeError:
-        pass
-    try:
-        return run_wrk(port, key="none", duration=args.duration, connections=args.connections, threads=args.threads)
+        wait_until_up(port, "/nothing")
+        return run_wrk(port, key="none", script=LOADS["honest"].script, duration=args.duration, args=args)
     finally:
         stop(server)
 
 
-def fresh_postgres(url: str) -> str:
+# -- databases ---------------------------------------------------------------------------
+
+def fresh_postgres(url: str) -> sa.engine.URL:
     base = sa.engine.make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text("DROP DATABASE IF EXISTS verify_bench WITH (FORCE)"))
         connection.execute(sa.text("CREATE DATABASE verify_bench"))
     admin.dispose()
-    return base.set(database="verify_bench").render_as_string(hide_password=False)
+    return base.set(database="verify_bench")
 
 
-def measure_verify(args: argparse.Namespace, database_url: str, nameserver: str) -> dict[str, float]:
-    env = {**os.environ, "VERIFY_DATABASE_URL": database_url, "VERIFY_DNS_NAMESERVERS": nameserver}
-    key = subprocess.run(
-        [str(VERIFY), "keys", "create", "--name", "bench", "--scope", "assess"],
-        env=env, capture_output=True, text=True, check=True,
-    ).stdout.strip()
-    port = free_port()
-    server = start([str(VERIFY), "serve", "--port", str(port), "--workers", str(args.workers)], env)
+def through_proxy(url: sa.engine.URL, proxy: PostgresProxy) -> str:
+    proxied = url.set(host="127.0.0.1", port=proxy.port).update_query_dict({"sslmode": "disable"})
+    return proxied.render_as_string(hide_password=False)
+
+
+# -- runs --------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    server: str
+    backend: str
+    load: Load
+    settings: dict[str, str]
+    result: dict[str, float] = field(default_factory=dict)
+    sample: Sample = field(default_factory=Sample)
+    round_trips: float | None = None
+
+
+def planned_runs(args: argparse.Namespace, *, with_postgres: bool) -> list[Run]:
+    runs = []
+    for name in args.loads:
+        values = args.sqlite_synchronous if name == "honest" else args.sqlite_synchronous[:1]
+        for value in values:
+            runs.append(Run(f"verify on sqlite (synchronous={value})", "sqlite", LOADS[name],
+                            {"VERIFY_SQLITE_SYNCHRONOUS": value}))
+    if with_postgres:
+        runs += [Run("verify on postgres", "postgres", LOADS[name], {}) for name in args.loads]
+    return runs
+
+
+def measure(run: Run, database_url: str, args: argparse.Namespace) -> None:
+    """wrk (a short warm-up, then the measured run), then the stage sample, on one server."""
+    with verify_server(database_url, settings=run.settings, workers=args.workers) as (port, key):
+        run_wrk(port, key=key, script=run.load.script, duration=2, args=args)  # warm caches
+        run.result = run_wrk(port, key=key, script=run.load.script, duration=args.duration, args=args)
+        run.sample = send_signups(port, key, run.load.signups(SAMPLE_SIZE, thread_id=STAGE_SAMPLE_THREAD))
+
+
+def count_round_trips(run: Run, url: sa.engine.URL, args: argparse.Namespace) -> None:
+    """Round trips per assessment, through the counting proxy, on the database `run` left."""
+    proxy = PostgresProxy(url.host or "127.0.0.1", url.port or 5432).start()
     try:
-        wait_until_up(port, "/healthz")
-        run_wrk(port, key=key, duration=2, connections=args.connections, threads=args.threads)  # warm caches
-        return run_wrk(port, key=key, duration=args.duration, connections=args.connections, threads=args.threads)
+        proxied = through_proxy(url, proxy)
+        with verify_server(proxied, settings=run.settings, workers=args.workers, key_name="bench-round-trips") as (port, key):
+            signups = run.load.signups(ROUND_TRIP_WARM_UP + SAMPLE_SIZE, thread_id=ROUND_TRIP_THREAD)
+            send_signups(port, key, signups[:ROUND_TRIP_WARM_UP])
+            proxy.reset()
+            counted = send_signups(port, key, signups[ROUND_TRIP_WARM_UP:])
+            run.round_trips = proxy.round_trips / SAMPLE_SIZE
+            run.sample.failures += counted.failures
     finally:
-        stop(server)
+        proxy.stop()
+
+
+def run_all(runs: list[Run], args: argparse.Namespace, postgres_url: str | None, scratch: str) -> None:
+    for index, run in enumerate(runs):
+        if run.backend == "sqlite":
+            measure(run, f"sqlite:///{scratch}/bench-{index}.db", args)
+        else:
+            url = fresh_postgres(postgres_url)
+            measure(run, url.render_as_string(hide_password=False), args)
+            count_round_trips(run, url, args)
+        print(f"  done: {run.server}, {run.load.name}", file=sys.stderr)
+
+
+# -- report ------------------------------------------------------------------------------
+
+def print_throughput(baseline: dict[str, float], runs: list[Run]) -> None:
+    print(f"{'#':<3}{'server':<40}{'load':<10}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'ratio':>7}"
+          f"{'round trips':>13}")
+    rows = [("", "bare Flask (baseline)", "honest", baseline, None)]
+    rows += [(str(number), run.server, run.load.name, run.result, run.round_trips) for number, run in enumerate(runs, 1)]
+    for number, server, load, result, round_trips in rows:
+        trips = f"{round_trips:.2f}" if round_trips is not None else ""
+        print(f"{number:<3}{server:<40}{load:<10}{result['rps']:>8.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
+              f"{result['non_2xx']:>9}{result['rps'] / baseline['rps']:>7.2f}{trips:>13}")
+
+
+def print_stages(runs: list[Run]) -> None:
+    """One row per stage, one column per run of the table above (by its #)."""
+    summaries = [summarise_stages(run.sample.stages) for run in runs]
+    names = [name for name in STAGES if any(name in summary for summary in summaries)]
+    names += [name for summary in summaries for name in summary if name not in names]
+    print(f"\nStages: median ms (share of all stage time) over {SAMPLE_SIZE} requests sent one at a time after each run")
+    print(f"{'stage':<14}" + "".join(f"{'#' + str(number):>15}" for number in range(1, len(runs) + 1)))
+    for name in names:
+        cells = [f"{summary[name][0]:.3f} {summary[name][1]:>4.0%}" if name in summary else "-" for summary in summaries]
+        print(f"{name:<14}" + "".join(f"{cell:>15}" for cell in cells))
+    all_stages = [statistics.median(sum(timing.values()) for timing in run.sample.stages) if run.sample.stages else None
+                  for run in runs]
+    print(f"{'all stages':<14}" + "".join(f"{value:>15.3f}" if value is not None else f"{'-':>15}" for value in all_stages))
+    print(f"{'client p50':<14}" + "".join(f"{statistics.median(run.sample.wall_ms):>15.3f}" for run in runs))
+    if not all(run.sample.stages for run in runs):
+        print("(-: no Server-Timing header came back; the server does not know VERIFY_SERVER_TIMING yet)")
+
+
+def comma_list(allowed: tuple[str, ...]):
+    def parse(text: str) -> list[str]:
+        values = [value.strip() for value in text.split(",") if value.strip()]
+        unknown = [value for value in values if value not in allowed]
+        if unknown or not values:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)} (comma-separated)")
+        return values
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds of each measured wrk run (default 10)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gunicorn workers (default: one per CPU)")
+    parser.add_argument("--loads", type=comma_list(tuple(LOADS)), default=list(LOADS),
+                        help="loads to run on each backend (default honest,campaign)")
+    parser.add_argument("--sqlite-synchronous", type=comma_list(SYNCHRONOUS_VALUES), default=list(SYNCHRONOUS_VALUES),
+                        help="VERIFY_SQLITE_SYNCHRONOUS values for SQLite's honest load (default full,normal)")
+    return parser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    args = parser.parse_args()
+    args = build_parser().parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
 
-    dns = LoopbackDNS().start()
-    backends = {"sqlite": None}
-    if os.environ.get("VERIFY_BENCH_POSTGRES_URL"):
-        backends["postgres"] = fresh_postgres(os.environ["VERIFY_BENCH_POSTGRES_URL"])
+    postgres_url = os.environ.get("VERIFY_BENCH_POSTGRES_URL")
+    runs = planned_runs(args, with_postgres=bool(postgres_url))
     print(f"{args.workers} workers, {args.connections} connections, {args.duration}s per run, "
           f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    baseline = measure_baseline(args)
-    rows = [("bare Flask (baseline)", baseline)]
-    with tempfile.TemporaryDirectory() as scratch:
-        for name, url in backends.items():
-            url = url or f"sqlite:///{scratch}/bench.db"
-            rows.append((f"verify on {name}", measure_verify(args, url, dns.nameserver)))
-    dns.stop()
+    dns = LoopbackDNS().start()
+    os.environ["VERIFY_DNS_NAMESERVERS"] = dns.nameserver  # for every server and command started from here
+    try:
+        baseline = measure_baseline(args)
+        with tempfile.TemporaryDirectory() as scratch:
+            run_all(runs, args, postgres_url, scratch)
+    finally:
+        dns.stop()
 
-    print(f"{'server':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}{'ratio':>8}")
-    for name, result in rows:
-        ratio = result["rps"] / baseline["rps"]
-        print(f"{name:<24}{result['rps']:>10.0f}{result['p50']:>10.2f}{result['p99']:>10.2f}{result['non_2xx']:>9}{ratio:>8.2f}")
-    if any(result["non_2xx"] for _, result in rows[1:]):
+    print_throughput(baseline, runs)
+    print_stages(runs)
+    if any(run.result["non_2xx"] or run.sample.failures for run in runs):
         sys.exit("some requests failed (non-2xx): these figures do not measure assessments")
 
 

@@ -1,5 +1,6 @@
 -- Distinct, realistic signups for wrk: mostly honest people on free mail and home networks,
 -- some business domains, a few disposable and typo addresses. KEY comes from the environment.
+-- bench/loads.py sends the same shape from Python: change both together.
 local first = {"james", "mary", "john", "patricia", "robert", "jennifer", "michael", "linda", "david", "sofia",
                "lukas", "emma", "noah", "olivia", "mateo", "yuki", "chen", "amara", "ivan", "fatima"}
 local last = {"smith", "johnson", "williams", "brown", "garcia", "miller", "davis", "martinez", "lopez", "wilson",
