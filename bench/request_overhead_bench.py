@@ -125,8 +125,8 @@ def main() -> None:
             child = metrics.collectors().verdicts.labels(verdict="allow")
             rows.append(("  floor: one Prometheus inc()", per_call_us(child.inc, number=n, repeat=r)))
 
-            size = len(app.json.dumps(body))
             with app.app_context():
+                size = len(app.json.response(body).get_data())
                 rows.append((f"response JSON, {size} bytes (app.json.response)", per_call_us(lambda: app.json.response(body), number=n, repeat=r)))
             rows.append((f"request JSON, {len(request_bytes)} bytes (app.json.loads)", per_call_us(lambda: app.json.loads(request_bytes), number=n, repeat=r)))
 
