@@ -21,12 +21,13 @@ class Point:
     when: date
 
 
-def providers(*, debug: bool = False, sort_keys: bool = False) -> tuple[DefaultJSONProvider, OrjsonProvider]:
+def providers(*, debug: bool = False, sort_keys: bool = False) -> tuple[Flask, DefaultJSONProvider, OrjsonProvider]:
+    """Both providers on one app (they hold it by a weak reference: keep it)."""
     app = Flask(__name__)
     app.debug = debug
     reference, fast = DefaultJSONProvider(app), OrjsonProvider(app)
     reference.sort_keys = fast.sort_keys = sort_keys
-    return reference, fast
+    return app, reference, fast
 
 
 VALUES = [
@@ -43,9 +44,9 @@ VALUES = [
 
 @pytest.mark.parametrize("value", VALUES, ids=["plain", "dates", "uuid-decimal", "dataclass", "non-str-keys", "big-ints", "unicode", "list"])
 def test_same_document_as_flasks_provider(value):
-    reference, fast = providers()
+    app, reference, fast = providers()
     assert json.loads(fast.dumps(value)) == json.loads(reference.dumps(value))
-    with Flask(__name__).app_context():
+    with app.app_context():
         written, expected = fast.response(value), reference.response(value)
     assert written.get_json() == expected.get_json()
     assert written.mimetype == "application/json" and written.get_data().endswith(b"\n")
@@ -53,26 +54,26 @@ def test_same_document_as_flasks_provider(value):
 
 def test_keys_in_the_order_built_unless_sorted():
     value = {"b": 1, "a": {"z": 1, "y": 2}}
-    _, fast = providers()
+    _, _, fast = providers()
     assert fast.dumps(value) == '{"b":1,"a":{"z":1,"y":2}}'
-    _, sorting = providers(sort_keys=True)
+    _, _, sorting = providers(sort_keys=True)
     assert sorting.dumps(value) == '{"a":{"y":2,"z":1},"b":1}'
 
 
 @pytest.mark.parametrize("value", [{"t": time(10, 0)}, {"o": object()}, {(1, 2): "tuple key"}], ids=["time", "object", "tuple-key"])
 def test_what_flask_refused_is_still_refused(value):
-    reference, fast = providers()
+    app, reference, fast = providers()
     with pytest.raises(TypeError):
         reference.dumps(value)
     with pytest.raises(TypeError):
         fast.dumps(value)
-    with Flask(__name__).app_context(), pytest.raises(TypeError):
+    with app.app_context(), pytest.raises(TypeError):
         fast.response(value)
 
 
 def test_debug_answers_are_indented_as_before():
-    reference, fast = providers(debug=True)
-    with Flask(__name__).app_context():
+    app, reference, fast = providers(debug=True)
+    with app.app_context():
         assert fast.response({"a": [1]}).get_data() == reference.response({"a": [1]}).get_data()
 
 
