@@ -67,6 +67,25 @@ def test_every_line_is_json_with_the_request_id(client, assess_headers, captured
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
 
 
+def test_the_access_line_masks_what_the_client_or_an_admin_wrote(client, services, captured):
+    from verify.store.keys import create_api_key
+
+    with services.database.transaction() as session:
+        secret = create_api_key("ops jane.doe@example.org", ["assess"], session=session)
+    plain = FlaskClient(client.application)  # junk methods and 404s are not in the contract
+    plain.post("/v1/assessments", json={"email": "x@example-mail.com"}, headers={"Authorization": f"Bearer {secret}"})
+    plain.open("/v1/assessments", method="4155550123")
+    plain.get("/v1/people/+14155550123")
+    text = captured.getvalue()
+    access = [json.loads(line) for line in text.splitlines() if '"verify.requests"' in line]
+    assert len(access) == 3
+    for raw in ("jane.doe@example.org", "4155550123"):
+        assert raw not in text
+    assert access[0]["key"] == f"ops [email:{logs.fingerprint('jane.doe@example.org')}]"
+    assert access[1]["method"].startswith("[phone:") and access[2]["route"] is None
+    assert access[2]["message"] == f"GET /v1/people/[phone:{logs.phone_fingerprint('+14155550123')}] 404"
+
+
 @pytest.mark.parametrize("sent", [None, "", "x" * 129, "two words", "<script>", "caf\u00e9"], ids=["absent", "empty", "too-long", "space", "markup", "non-ascii"])
 def test_unsafe_or_missing_request_ids_are_replaced(client, sent):
     headers = {} if sent is None else {"X-Request-Id": sent}
@@ -150,6 +169,31 @@ def test_sensitive_extra_fields_are_masked_by_name():
     for raw in ("acct-77", "Mozilla", "dev-4242", "spring", "friend", "jdoe", "anything", "dXNlcjpwYXNz"):
         assert raw not in text
     assert (line["key"], line["route"], line["status"]) == ("backend", "/v1/assessments", 201)
+
+
+def test_structured_fields_are_masked_by_name_and_kept_as_built():
+    line = record(
+        "POST /v1/assessments 201",
+        _structured={"route": "/v1/assessments", "status": 201, "duration_ms": 1.25, "email": "jane@example.org", "external_id": "acct-77"},
+    )
+    assert (line["message"], line["route"], line["status"], line["duration_ms"]) == ("POST /v1/assessments 201", "/v1/assessments", 201, 1.25)
+    assert line["email"] == f"[email:{logs.fingerprint('jane@example.org')}]"
+    assert line["external_id"].startswith("[redacted:")
+
+
+def test_time_is_utc_to_the_millisecond():
+    from datetime import datetime, timezone
+
+    made = logging.LogRecord("verify.test", logging.INFO, __file__, 1, "tick", (), None)
+    for created in (1796215200.0, 1796215200.9994, 1796215201.5):
+        made.created, made.msecs = created, int((created - int(created)) * 1000) + 0.0
+        expected = datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        assert json.loads(logs.JsonFormatter().format(made))["time"] == expected
+
+
+def test_text_that_is_not_valid_unicode_is_still_a_line():
+    line = record("half a pair \ud800 here", big=2**70)
+    assert line["message"] == "half a pair \ud800 here" and line["big"] == 2**70
 
 
 def test_signup_repr_in_a_traceback_is_masked():

@@ -82,6 +82,27 @@ def test_record_lookup_is_there_for_geoip_readers():
     assert metrics.collectors().lookups.labels(kind="geoip_city", outcome="failure")._value.get() == before + 1
 
 
+def test_series_made_again_with_the_collectors_are_the_ones_recorded():
+    """`verify serve` makes the collectors again after naming the multiprocess directory: the
+    series made for the first ones must not keep receiving what is recorded."""
+    metrics.record_request(method="GET", route="/healthz", status=200, seconds=0.001)
+    metrics.record_assessment("allow", ["email.invalid"])
+    metrics.collectors.cache_clear()
+    metrics.record_request(method="GET", route="/healthz", status=200, seconds=0.001)
+    metrics.record_request(method="BREW", route="/healthz", status=200, seconds=0.001)
+    metrics.record_assessment("allow", ["email.invalid"])
+    found = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(metrics.render()[0].decode())
+        for sample in family.samples
+    }
+    assert value(found, "verify_http_requests_total", method="GET", route="/healthz", status="200") == 1
+    assert value(found, "verify_http_requests_total", method="other", route="/healthz", status="200") == 1
+    assert value(found, "verify_http_request_duration_seconds_count", method="GET", route="/healthz", status="200") == 1
+    assert value(found, "verify_assessments_total", verdict="allow") == 1
+    assert value(found, "verify_reasons_total", code="email.invalid") == 1
+
+
 def test_list_sizes_are_published_when_the_index_is_rebuilt(client, assess_headers, services):
     client.post("/v1/assessments", json={"email": "first@example-mail.com"}, headers=assess_headers)
     found = samples(client)

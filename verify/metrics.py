@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess, values
@@ -54,6 +55,16 @@ class Collectors:
     dns_canary_ok: Gauge
     database_errors: Counter
     geoip_built: Gauge
+    # Labelled children by label values, made once: `.labels()` costs several times what an
+    # increment does. Bounded like the series themselves: every label comes from a closed set.
+    children: dict[tuple, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, made on the first call and looked up after."""
+        found = self.children.get((metric, values))
+        if found is None:
+            found = self.children[(metric, values)] = metric.labels(*values)
+        return found
 
 
 _lists_lock = threading.Lock()
@@ -128,21 +139,21 @@ def collectors() -> Collectors:
 def record_request(*, method: str, route: str, status: int, seconds: float) -> None:
     """Count one answered HTTP request; `route` is the URL rule (or "unmatched"), never the raw path."""
     metrics = collectors()
-    labels = {
-        "method": method if method in METHODS else OTHER,
-        "route": route,
-        "status": str(status) if 100 <= status <= 599 else OTHER,
-    }
-    metrics.requests.labels(**labels).inc()
-    metrics.latency.labels(**labels).observe(seconds)
+    key = (method if method in METHODS else OTHER, route, status if 100 <= status <= 599 else OTHER)
+    series = metrics.children.get(key)
+    if series is None:
+        labels = (key[0], route, str(key[2]))
+        series = metrics.children[key] = (metrics.requests.labels(*labels), metrics.latency.labels(*labels))
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def record_assessment(verdict: str, reason_codes: Iterable[str]) -> None:
     """Count one stored assessment and each reason that fired in it."""
     metrics = collectors()
-    metrics.verdicts.labels(verdict=verdict).inc()
+    metrics.child(metrics.verdicts, verdict).inc()
     for code in reason_codes:
-        metrics.reasons.labels(code=code).inc()
+        metrics.child(metrics.reasons, code).inc()
 
 
 def record_lookup(kind: str, *, ok: bool) -> None:
@@ -151,14 +162,16 @@ def record_lookup(kind: str, *, ok: bool) -> None:
     A lookup that found nothing is still ok; a failure is a timeout, a server error or an
     unreadable database: what makes a signal read "unknown".
     """
-    collectors().lookups.labels(kind=kind, outcome="ok" if ok else "failure").inc()
+    metrics = collectors()
+    metrics.child(metrics.lookups, kind, "ok" if ok else "failure").inc()
 
 
 def record_dns_lookup(outcome: str) -> None:
     """Count one MX check by its outcome, one of DNS_OUTCOMES."""
     if outcome not in DNS_OUTCOMES:
         raise ValueError(f"unknown DNS outcome {outcome!r}")
-    collectors().dns_lookups.labels(outcome=outcome).inc()
+    metrics = collectors()
+    metrics.child(metrics.dns_lookups, outcome).inc()
 
 
 def set_dns_canary(canary: str, *, ok: bool) -> None:

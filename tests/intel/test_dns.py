@@ -60,6 +60,18 @@ def test_negative_answers_are_cached(checker, dns_server):
     assert len(dns_server.resolver.queries) == asked
 
 
+def test_a_full_cache_lets_the_oldest_stored_outcome_go(dns_server):
+    checker = MxChecker(timeout=0.5, nameservers=(dns_server.nameserver,), canary=None, cache_size=2)
+    for domain in ("example-mail.com", "acme-corp.io", "a-only.net"):
+        checker.check(domain)
+    asked = {domain: dns_server.resolver.count(domain) for domain in ("example-mail.com", "acme-corp.io", "a-only.net")}
+    assert checker.check("a-only.net") == checker.check("acme-corp.io") == mx.OK
+    assert checker.check("example-mail.com") == mx.OK
+    assert dns_server.resolver.count("a-only.net") == asked["a-only.net"]
+    assert dns_server.resolver.count("acme-corp.io") == asked["acme-corp.io"]
+    assert dns_server.resolver.count("example-mail.com") > asked["example-mail.com"]
+
+
 @pytest.mark.parametrize("text, expected", [("127.0.0.1", ("127.0.0.1", 53)), ("::1@5353", ("::1", 5353))])
 def test_nameserver_syntax(text, expected):
     assert parse_nameserver(text) == expected

@@ -18,9 +18,10 @@ def _start() -> None:
 def _record(response: Response) -> Response:
     started = g.get("metrics_started")
     if started is not None:
+        current = request._get_current_object()  # one look through the proxy, not three
         metrics.record_request(
-            method=request.method,
-            route=request.url_rule.rule if request.url_rule else UNMATCHED,
+            method=current.method,
+            route=current.url_rule.rule if current.url_rule else UNMATCHED,
             status=response.status_code,
             seconds=time.perf_counter() - started,
         )

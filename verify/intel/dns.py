@@ -4,7 +4,8 @@ Three defences keep a bad resolver from hurting signups:
 
 - Outcomes are cached here, failures too: a timeout or SERVFAIL for `failure_ttl` seconds,
   answers for their TTL bounded by `min_ttl` and `max_ttl`. An unanswering server then
-  costs one timeout per domain per minute, not one per signup.
+  costs one timeout per domain per minute, not one per signup. A hit is a dict lookup and
+  an expiry check, without a lock: it is on the path of every signup.
 - One lookup per domain is in flight per process (single flight): concurrent callers for the
   same domain wait for the first one's outcome, each within its own deadline, instead of each
   sending a query and each waiting for the full timeout.
@@ -17,9 +18,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.exception
 import dns.message
@@ -147,8 +147,7 @@ class Canary:
             done.set()
 
 
-@dataclass(frozen=True)
-class _Cached:
+class _Cached(NamedTuple):
     outcome: str
     expires: float
     stored: float
@@ -190,8 +189,11 @@ class MxChecker:
             if canary
             else None
         )
+        # Written under the lock, read without it (one dict lookup is atomic). In the order
+        # stored: when full, the oldest stored goes first; it expires within max_ttl anyway,
+        # so a most-recently-used order would only save a few lookups per hour.
         self._lock = threading.Lock()
-        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._cache: dict[str, _Cached] = {}
         self._flights: dict[str, _Flight] = {}
 
     def check(self, ascii_domain: str) -> str:
@@ -209,11 +211,14 @@ class MxChecker:
         return {"status": "ok" if passing else "canary_failing", "canary": self.canary.name}
 
     def _outcome(self, domain: str) -> str:
-        deadline = time.monotonic() + self.timeout
+        cached = self._cache.get(domain)
+        now = time.monotonic()
+        if cached is not None and cached.expires > now:
+            return cached.outcome
+        deadline = now + self.timeout
         with self._lock:
-            cached = self._cache.get(domain)
+            cached = self._cache.get(domain)  # stored by a flight that ended since
             if cached is not None and cached.expires > time.monotonic():
-                self._cache.move_to_end(domain)
                 return cached.outcome
             flight = self._flights.get(domain)
             leader = flight is None
@@ -230,10 +235,10 @@ class MxChecker:
             flight.outcome = outcome
             with self._lock:
                 now = time.monotonic()
+                self._cache.pop(domain, None)  # stored again: to the end of the order
                 self._cache[domain] = _Cached(outcome, now + ttl, now)
-                self._cache.move_to_end(domain)
                 while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+                    del self._cache[next(iter(self._cache))]
         finally:
             with self._lock:
                 del self._flights[domain]
