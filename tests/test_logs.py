@@ -43,7 +43,7 @@ def test_no_personal_data_or_secret_reaches_a_log_line(app, client, keys, assess
     def explode(signup, **_):
         raise RuntimeError(f"could not store {signup.email} / {signup.phone} for {keys['assess']}")
 
-    monkeypatch.setattr(services.assessor, "assess", explode)
+    monkeypatch.setattr(services.assessor, "judge_signup", explode)
     plain = FlaskClient(app)  # a 500 is not in the contract; this client does not check it
     assert plain.post("/v1/assessments", json={"email": EMAILS[0], "phone": PHONES[0]}, headers=assess_headers).status_code == 500
 
@@ -315,7 +315,7 @@ def test_no_generated_email_or_phone_survives_any_log_path(app, services, assess
         extra={"email": email, "phone": phone, "external_id": external_id, "user_agent": user_agent, "metadata": {"who": email}},
     )
     # A failing request whose exception quotes the signup.
-    services.assessor.assess = _explode
+    services.assessor.judge_signup = _explode
     body = {"email": email, "phone": phone, "external_id": external_id, "user_agent": user_agent}
     assert plain.post("/v1/assessments", json=body, headers=assess_headers).status_code == 500
     # A statement that fails with the values among its parameters, some long enough to be cut.
