@@ -60,6 +60,7 @@ class Driver:
 
     connection: Any
     dialect: str
+    writer: Any = None  # group commit (see `writer` below)
 
     @classmethod
     def of_session(cls, session: Any) -> Driver:
@@ -98,6 +99,8 @@ class Driver:
 
     def write(self, batch: Sequence[tuple[str, Sequence[Params]]]) -> None:
         """Run each statement for each of its parameter sets, in the current transaction (one round trip on PostgreSQL)."""
+        if self.writer is not None:  # committed by the writer process on return: commit() has nothing left to do
+            return self.writer.write([(sql, [self.bind(row) for row in rows]) for sql, rows in batch])
         try:
             if not self.postgres:
                 for sql, rows in batch:
@@ -121,6 +124,11 @@ class Driver:
             self.connection.rollback()
 
 
+# Group commit (store/group_commit.py): a `verify serve` worker on SQLite sets this to its
+# client of the single writer process, and the pooled drivers send their write batches there.
+writer: Any = None
+
+
 @contextmanager
 def pooled_driver(engine: sa.Engine) -> Iterator[Driver]:
     """A driver connection from the engine's pool, outside any Session; back to the pool after.
@@ -136,7 +144,7 @@ def pooled_driver(engine: sa.Engine) -> Iterator[Driver]:
     try:
         if postgres:
             raw.autocommit = True
-        yield Driver(raw, engine.dialect.name)
+        yield Driver(raw, engine.dialect.name, writer=None if postgres else writer)
     except BaseException:
         if postgres and (raw.closed or raw.broken):
             pooled.invalidate()
