@@ -18,6 +18,7 @@ from verify.api.errors import PROBLEM_TYPE
 from verify.api.request_size import GUNICORN_LIMITS
 from verify.delivery import run_delivery_child
 from verify.settings import Settings
+from verify.store import driver, group_commit
 
 # gunicorn's own answers to requests it cannot parse, as problem+json like every other answer
 # instead of its HTML page. Errors it answers with another status (403, 417, 501) or that are
@@ -103,6 +104,13 @@ def _drain_revisions(worker: Any) -> None:
         worker.revision_drain = Drain(services.database).start()
 
 
+def _worker_init(worker: Any) -> None:
+    _drain_revisions(worker)
+    path = os.environ.get(group_commit.SOCKET_ENV)
+    if path and worker.wsgi.extensions["verify"].settings.sqlite_group_commit:
+        driver.writer = group_commit.Client(path)  # this worker's assessments commit in the writer
+
+
 def metrics_directory() -> str:
     """A fresh directory for the workers' metric files, named in the environment before they fork."""
     directory = tempfile.mkdtemp(prefix="verify-metrics-")
@@ -151,6 +159,61 @@ def delivery_hooks(settings: Settings) -> dict[str, Any]:
     return {"when_ready": when_ready, "on_exit": on_exit}
 
 
+def writer_hooks(settings: Settings, database_path: str) -> dict[str, Any]:
+    """gunicorn hooks that run SQLite's group-commit writer (store/group_commit.py) under a
+    supervisor forked from the arbiter in `when_ready`, as the deliveries are. The socket is
+    bound here, before the fork and the workers, in a directory only this user can enter; the
+    workers learn its path from the environment they inherit."""
+    state: dict[str, Any] = {}
+
+    def when_ready(arbiter: Any) -> None:
+        path = group_commit.private_socket_path()
+        listener = group_commit.listen(path)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                for gunicorn_listener in arbiter.LISTENERS:
+                    gunicorn_listener.close()
+                group_commit.supervise(listener, database_path, settings.sqlite_synchronous, parent_pid=arbiter.pid)
+            except BaseException:  # noqa: BLE001 (the child must never return into the arbiter's code)
+                arbiter.log.exception("the SQLite writer's supervisor stopped")
+                code = 1
+            finally:
+                os._exit(code)
+        listener.close()  # the supervisor holds it; the workers need only its path
+        os.environ[group_commit.SOCKET_ENV] = path
+        state.update(pid=pid, directory=os.path.dirname(path))
+        arbiter.log.info("SQLite group commit: writer supervised by process %s", pid)
+
+    def on_exit(_arbiter: Any) -> None:
+        # The workers have stopped by now; the writer answers the groups it holds, then exits.
+        if "pid" in state:
+            try:
+                os.kill(state["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            shutil.rmtree(state["directory"], ignore_errors=True)
+
+    return {"when_ready": when_ready, "on_exit": on_exit}
+
+
+def _chained(*hook_sets: dict[str, Any]) -> dict[str, Any]:
+    """Several sets of gunicorn hooks as one: a hook named in more than one runs each in turn."""
+    named: dict[str, list] = {}
+    for hooks in hook_sets:
+        for name, hook in hooks.items():
+            named.setdefault(name, []).append(hook)
+
+    def chain(hooks: list):
+        def run(server: Any) -> None:  # gunicorn checks a hook's arity: when_ready and on_exit take one
+            for hook in hooks:
+                hook(server)
+        return run
+
+    return {name: hooks[0] if len(hooks) == 1 else chain(hooks) for name, hooks in named.items()}
+
+
 def server_options(settings: Settings, *, host: str, port: int, workers: int) -> dict[str, Any]:
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     options = {
@@ -167,10 +230,15 @@ def server_options(settings: Settings, *, host: str, port: int, workers: int) ->
         # ~/.gunicorn/gunicorn.ctl): two instances on one host shared it, and stopping one
         # removed it for the other. Nothing here uses it.
         "control_socket_disable": True,
-        "post_worker_init": _drain_revisions,
+        "post_worker_init": _worker_init,
     }
+    hook_sets = []
+    database_path = group_commit.sqlite_path(settings.database_url)
+    if settings.sqlite_group_commit and database_path:
+        hook_sets.append(writer_hooks(settings, database_path))
     if settings.serve_deliveries:
-        options.update(delivery_hooks(settings))
+        hook_sets.append(delivery_hooks(settings))
+    options.update(_chained(*hook_sets))
     return options
 
 

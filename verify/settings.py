@@ -83,6 +83,10 @@ class Settings:
     # survives a power cut; `normal` syncs only at checkpoints (faster; a power cut can lose
     # the last verdicts, a crashed process cannot).
     sqlite_synchronous: str = "full"
+    # `verify serve` on SQLite commits the workers' assessments in one writer process, many
+    # per commit (store/group_commit.py), so that `full` costs one sync per group, not per
+    # assessment; `off` lets each worker commit its own.
+    sqlite_group_commit: bool = True
     # Answer POST /v1/assessments with a Server-Timing header (per-stage milliseconds).
     server_timing: bool = False
 
@@ -138,6 +142,8 @@ class Settings:
             values["serve_deliveries"] = _flag(env["VERIFY_SERVE_DELIVERIES"], "VERIFY_SERVE_DELIVERIES")
         if env.get("VERIFY_SQLITE_SYNCHRONOUS"):
             values["sqlite_synchronous"] = _choice(env["VERIFY_SQLITE_SYNCHRONOUS"], "VERIFY_SQLITE_SYNCHRONOUS", SQLITE_SYNCHRONOUS)
+        if env.get("VERIFY_SQLITE_GROUP_COMMIT"):
+            values["sqlite_group_commit"] = _flag(env["VERIFY_SQLITE_GROUP_COMMIT"], "VERIFY_SQLITE_GROUP_COMMIT")
         if env.get("VERIFY_SERVER_TIMING"):
             values["server_timing"] = _flag(env["VERIFY_SERVER_TIMING"], "VERIFY_SERVER_TIMING")
         if env.get("VERIFY_DATA_DIR"):

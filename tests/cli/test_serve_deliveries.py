@@ -71,8 +71,9 @@ def test_serve_delivers_with_no_other_process(services, database_url, receiver, 
 
 
 def test_serve_leaves_deliveries_to_a_worker_when_told():
-    on = server_options(Settings(), host="127.0.0.1", port=8080, workers=1)
-    off = server_options(Settings(serve_deliveries=False), host="127.0.0.1", port=8080, workers=1)
+    # (without SQLite's group-commit writer, whose supervisor starts in `when_ready` too)
+    on = server_options(Settings(sqlite_group_commit=False), host="127.0.0.1", port=8080, workers=1)
+    off = server_options(Settings(serve_deliveries=False, sqlite_group_commit=False), host="127.0.0.1", port=8080, workers=1)
     assert "when_ready" in on and "when_ready" not in off
     assert Settings.from_env({"VERIFY_SERVE_DELIVERIES": "off"}).serve_deliveries is False
 

@@ -1,17 +1,21 @@
 """`verify serve` as production runs it: nothing left on the host that a second instance would
-share (no gunicorn control socket), and /metrics summing the workers from the start."""
+share (no gunicorn control socket), /metrics summing the workers from the start, and on
+SQLite the assessments committed by one writer process."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import time
 
-from tests.store.test_resilience import ROOT, free_port, get
+from tests.store.test_resilience import ROOT, children, free_port, get, make_key, stored, verify_serve, writer_of
 
 
 def test_verify_serve_opens_no_control_socket_and_exposes_its_workers_metrics(tmp_path, sqlite_template, geoip_files):
@@ -51,3 +55,42 @@ def test_verify_serve_opens_no_control_socket_and_exposes_its_workers_metrics(tm
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
+
+
+def test_verify_serve_on_sqlite_commits_through_one_writer_unless_told_not_to(tmp_path, sqlite_template):
+    database = tmp_path / "verify.db"
+    shutil.copy(sqlite_template, database)
+    url = f"sqlite:///{database}"
+    secret, key_id = make_key(url, "writer", ["assess"])
+    with verify_serve(url, workers=1) as (server, port):
+        writer = writer_of(server.pid)
+        # A stopped writer holds the worker's assessment: it is committed (and answered) there.
+        os.kill(writer, signal.SIGSTOP)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+            connection.request("POST", "/v1/assessments", body=json.dumps({"email": "held@example-mail.com"}), headers=headers)
+            time.sleep(1.0)
+            assert not select.select([connection.sock], [], [], 0)[0], "the worker answered without the writer"
+            assert stored(url, key_id) == []
+            os.kill(writer, signal.SIGCONT)
+            response = connection.getresponse()
+            assert response.status == 201
+            assert [assessment_id for _, assessment_id in stored(url, key_id)] == [json.loads(response.read())["id"]]
+        finally:
+            os.kill(writer, signal.SIGCONT)
+            connection.close()
+    assert not still_running(writer), "the writer outlived the server"
+    with verify_serve(url, workers=1, extra_env={"VERIFY_SQLITE_GROUP_COMMIT": "off"}) as (server, port):
+        assert writer_of(server.pid) is None and len(children(server.pid)) == 1
+
+
+def still_running(pid: int) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.05)
+    return True
