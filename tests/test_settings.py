@@ -55,3 +55,10 @@ def test_webhook_settings():
         Settings.from_env({"VERIFY_SERVE_DELIVERIES": "sometimes"})
     with pytest.raises(SettingsError, match="VERIFY_WEBHOOK_TIMEOUT"):
         Settings.from_env({"VERIFY_WEBHOOK_TIMEOUT": "0"})
+
+
+def test_sqlite_group_commit_setting():
+    assert Settings.from_env({}).sqlite_group_commit is True
+    assert Settings.from_env({"VERIFY_SQLITE_GROUP_COMMIT": "off"}).sqlite_group_commit is False
+    with pytest.raises(SettingsError, match="VERIFY_SQLITE_GROUP_COMMIT"):
+        Settings.from_env({"VERIFY_SQLITE_GROUP_COMMIT": "sometimes"})
