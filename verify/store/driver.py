@@ -125,27 +125,22 @@ class Driver:
 def pooled_driver(engine: sa.Engine) -> Iterator[Driver]:
     """A driver connection from the engine's pool, outside any Session; back to the pool after.
 
-    PostgreSQL runs it in autocommit: reads need no transaction, and a write batch in one
-    pipeline is one implicit transaction (its statements commit together at the sync, or none
-    does). SQLite's module opens a transaction before the first write; the caller commits.
-    A connection that failed under us (a restarted server) is dropped from the pool, not reused.
+    On PostgreSQL it is one of the hot path's own autocommit connections (store/database.py):
+    reads need no transaction, and a write batch in one pipeline is one implicit transaction
+    (its statements commit together at the sync, or none does). SQLite's module opens a
+    transaction before the first write; the caller commits. A connection that failed under us
+    (a restarted server) is dropped from the pool, not reused.
     """
     pooled = engine.raw_connection()
     raw = pooled.driver_connection
     postgres = engine.dialect.name == "postgresql"
     try:
-        if postgres:
-            raw.autocommit = True
         yield Driver(raw, engine.dialect.name)
     except BaseException:
         if postgres and (raw.closed or raw.broken):
             pooled.invalidate()
-        else:
-            pooled.rollback()
+        elif not postgres:
+            raw.rollback()
         raise
     finally:
-        if not pooled.is_valid:
-            pass
-        elif postgres:
-            raw.autocommit = False  # Sessions that take this connection next manage transactions themselves
         pooled.close()
