@@ -289,7 +289,8 @@ class Assessor:
         earlier_of = (api_key_id, idempotency_key) if idempotency_key is not None and api_key_id is not None else None
         stamps = self.snapshots.seen_stamps or dict(driver.read([(READ_STAMPS, {})])[0])
         by_sql_only = False
-        for _ in range(4):
+        for attempt in range(4):
+            last = attempt == 3  # then with what was read, fresh or not, and without the kept rows
             snapshot = self.snapshots.at(stamps, session)
             matches = self.match_lists(gathered, keys, snapshot.lists, now=now)
             mx = self.mail_exchange(keys.email_domain, matches) if keys.email_domain else None
@@ -297,16 +298,16 @@ class Assessor:
             stages.mark("lists")
             counted = self.counted_keys(signals, keys)
             cap = int(snapshot.policy.limits["count_cap"])
-            memory = set() if by_sql_only else self.recent.kept(counted)
-            recent_batch, loads = self.recent.statements(counted, cap=cap)
+            memory = set() if by_sql_only or last else self.recent.kept(counted)
+            recent_batch, plan = self.recent.statements(counted, cap=cap)
             evidence = self.evidence_batch(counted, keys, snapshot.policy, at=signup.occurred_at, earlier_of=earlier_of, skip=memory)
             rows = driver.read(evidence + recent_batch)
             stages.mark("history")
             current = dict(rows[0])
-            if not self.snapshots.fresh(current):
+            if not self.snapshots.fresh(current) and not last:
                 stamps = current  # something changed since: renew the copies and read again
                 continue
-            self.recent.absorb(rows[len(evidence):], loads, cap=cap, moment=driver.moment, stamp=current.get(ASSESSMENTS_STAMP, 0))
+            self.recent.absorb(rows[len(evidence):], plan, cap=cap, moment=driver.moment, stamp=current.get(ASSESSMENTS_STAMP, 0))
             counts = self.read_counts(counted, keys, snapshot.policy, rows, at=signup.occurred_at, memory=memory)
             if counts is not None:
                 break

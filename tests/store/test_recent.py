@@ -67,9 +67,9 @@ def sql_counts(driver, keys: dict, end: datetime) -> dict:
 
 
 def round_trip(index: RecentIndex, driver, keys: dict) -> None:
-    batch, loads = index.statements(keys, cap=CAP)
+    batch, plan = index.statements(keys, cap=CAP)
     stamps = dict(driver.read([(READ_STAMPS, {})])[0])
-    index.absorb(driver.read(batch) if batch else [], loads, cap=CAP, moment=driver.moment, stamp=stamps.get(ASSESSMENTS_STAMP, 0))
+    index.absorb(driver.read(batch) if batch else [], plan, cap=CAP, moment=driver.moment, stamp=stamps.get(ASSESSMENTS_STAMP, 0))
 
 
 def test_memory_counts_are_the_sql_counts(services):

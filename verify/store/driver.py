@@ -49,6 +49,12 @@ def sqlite_moment(moment: datetime) -> str:
             f".{utc.microsecond:06d}")
 
 
+@lru_cache(maxsize=65536)
+def _sqlite_text_moment(text: str) -> datetime:
+    # A hot key's rows come back on every request: their moments are parsed once.
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
 def json_text(value: Any) -> str:
     """A JSON column's text (orjson: about ten times json.dumps on an assessment's signals)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -81,7 +87,7 @@ class Driver:
         if value is None:
             return None
         if isinstance(value, str):
-            value = datetime.fromisoformat(value)
+            return _sqlite_text_moment(value)
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
     def read(self, batch: Sequence[tuple[str, Params]]) -> list[list[tuple]]:

@@ -19,6 +19,7 @@ retention delete rows: they move the `assessments` stamp, and the kept rows are 
 from __future__ import annotations
 
 import bisect
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -128,8 +129,18 @@ class Window:
     cap: int
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a round trip asked of the index: the watermark its tail started from (None: it asked
+    for the latest seq instead), and the keys it loads."""
+
+    after: int | None
+    loads: list[tuple]
+
+
 class RecentIndex:
     def __init__(self) -> None:
+        self._lock = threading.Lock()  # workers are processes; threads share an index only in tests and dev servers
         self.entries: OrderedDict[tuple, Entry] = OrderedDict()
         self.wanted: set[tuple] = set()
         self.watermark: int | None = None
@@ -138,33 +149,40 @@ class RecentIndex:
 
     # -- the round trip ------------------------------------------------------------------
 
-    def statements(self, counted: Mapping[str, Any], *, cap: int) -> tuple[list[tuple[str, dict]], list[tuple]]:
+    def statements(self, counted: Mapping[str, Any], *, cap: int) -> tuple[list[tuple[str, dict]], Plan]:
         """The tail (once anything is kept) and the loads of wanted keys this signup names."""
-        loads = [key for key in self._signup_entries(counted) if key in self.wanted and key not in self.entries]
-        batch: list[tuple[str, dict]] = []
-        if self.entries or loads:
-            if self.watermark is None:
-                batch.append((LATEST_SEQ, {}))
-            else:
-                gaps = sorted(self.gaps)[:GAP_SLOTS]
-                params = {f"gap{slot}": gaps[slot] if slot < len(gaps) else None for slot in range(GAP_SLOTS)}
-                batch.append((TAIL, {"after": self.watermark, **params}))
-        for key in loads:
-            params = {"value": key[1], "keep": KEEP_FACTOR * cap}
-            if key[0] == "local_template":
-                params["domain"] = key[2]
-            batch.append((LOADS[key[0]], params))
-        return batch, loads
+        with self._lock:
+            loads = [key for key in self._signup_entries(counted) if key in self.wanted and key not in self.entries]
+            batch: list[tuple[str, dict]] = []
+            if self.entries or loads:
+                if self.watermark is None:
+                    batch.append((LATEST_SEQ, {}))
+                else:
+                    gaps = sorted(self.gaps)[:GAP_SLOTS]
+                    params = {f"gap{slot}": gaps[slot] if slot < len(gaps) else None for slot in range(GAP_SLOTS)}
+                    batch.append((TAIL, {"after": self.watermark, **params}))
+            for key in loads:
+                params = {"value": key[1], "keep": KEEP_FACTOR * cap}
+                if key[0] == "local_template":
+                    params["domain"] = key[2]
+                batch.append((LOADS[key[0]], params))
+            return batch, Plan(after=self.watermark, loads=loads)
 
-    def absorb(self, results: list[list[tuple]], loads: list[tuple], *, cap: int, moment: Any, stamp: int) -> None:
+    def absorb(self, results: list[list[tuple]], plan: Plan, *, cap: int, moment: Any, stamp: int) -> None:
         """Apply what the round trip brought: the tail, then the loaded keys."""
+        with self._lock:
+            self._absorb(results, plan, cap=cap, moment=moment, stamp=stamp)
+
+    def _absorb(self, results: list[list[tuple]], plan: Plan, *, cap: int, moment: Any, stamp: int) -> None:
+        loads = plan.loads
         if self.stamp is None:
             self.stamp = stamp
         elif self.stamp != stamp:  # rows were erased or purged since: what is kept may count them
             self.clear(stamp)
             return
-        if not results:
-            return
+        asked_latest = plan.after is None
+        if not results or asked_latest != (self.watermark is None):
+            return  # another thread started or dropped the tail meanwhile: this round trip's rows do not fit
         tail, loaded = results[0], results[1:]
         if self.watermark is None:
             # Seqs just below the latest may still be uncommitted (PostgreSQL): ask for them again a while.
@@ -223,6 +241,10 @@ class RecentIndex:
 
     def kept(self, counted: Mapping[str, Any]) -> set[str]:
         """The history names this signup's counts can come from memory for."""
+        with self._lock:
+            return self._kept(counted)
+
+    def _kept(self, counted: Mapping[str, Any]) -> set[str]:
         names = set()
         for name, (column, _) in KINDS.items():
             key = entry_key(column, counted)
@@ -232,6 +254,10 @@ class RecentIndex:
 
     def counts(self, name: str, counted: Mapping[str, Any], window: Window, *, email: str) -> dict[str, int] | None:
         """The capped counts per window of one history name, or None when the kept rows cannot tell."""
+        with self._lock:
+            return self._counts(name, counted, window, email=email)
+
+    def _counts(self, name: str, counted: Mapping[str, Any], window: Window, *, email: str) -> dict[str, int] | None:
         column, _ = KINDS[name]
         key = entry_key(column, counted)
         entry = self.entries.get(key)
@@ -252,35 +278,51 @@ class RecentIndex:
 
     def _filtered(self, name: str, entry: Entry, hi: int, counted: Mapping[str, Any], window: Window, *,
                   email: str) -> dict[str, int] | None:
-        # The SQL scan: the newest `cap` rows of the long window that pass the filter, then
-        # per window the distinct values among them (variants: how many).
-        own = email if name == "email_variants" else (counted.get("phone_e164") if name == "phone_block" else counted.get("email_canonical"))
-        own = own or ""
-        long_start, cap = window.starts["long"], window.cap
-        picked: list[tuple[int, Any]] = []
-        index = hi - 1
-        lowest = max(long_start, entry.floor)
-        while index >= 0 and entry.times[index] >= lowest and len(picked) < cap:
-            value = entry.values[index]
-            if (value if name == "email_variants" else (value or "")) != own:
-                picked.append((entry.times[index], value))
-            index -= 1
-        if len(picked) < cap and long_start < entry.floor:
-            return None
+        # The SQL scan: the newest `cap` rows of the long window that pass the filter (not the
+        # signup's own mailbox, number or spelling), then per window the distinct values among
+        # them (variants: how many). Slices, counts and sets: a hot key's thousand rows are
+        # walked in C, not in a Python loop.
         if name == "email_variants":
-            return {"long": len(picked)}
-        return {
-            window_name: len({value for at, value in picked if at >= start and value is not None})
-            for window_name, start in window.starts.items()
-        }
+            own, distinct = email, False
+        else:
+            own, distinct = (counted.get("phone_e164") if name == "phone_block" else counted.get("email_canonical")) or "", True
+        times, values, cap = entry.times, entry.values, window.cap
+        long_start = window.starts["long"]
+        floor_index = bisect.bisect_left(times, max(long_start, entry.floor))
+
+        def dropped(lo: int) -> int:  # rows of [lo, hi) the filter leaves out
+            part = values[lo:hi]
+            return part.count(own) + (part.count(None) if distinct and own == "" else 0)
+
+        lo = max(floor_index, hi - cap)
+        while True:  # widen the slice by the rows left out until it holds `cap` that pass, or all there are
+            wider = max(floor_index, hi - cap - dropped(lo))
+            if wider == lo:
+                break
+            lo = wider
+        picked = hi - lo - dropped(lo)
+        if picked < cap and long_start < entry.floor:
+            return None
+        counts = {}
+        for window_name, start in window.starts.items():
+            first = max(lo, bisect.bisect_left(times, start))
+            if distinct:
+                found = set(values[first:hi])
+                found.discard(None)
+                found.discard(own)
+                counts[window_name] = len(found)
+            else:
+                counts[window_name] = hi - first - values[first:hi].count(own)
+        return {"long": counts["long"]} if name == "email_variants" else counts
 
     def notice(self, counts: Mapping[str, Mapping[str, int]], counted: Mapping[str, Any]) -> None:
         """Keys the SQL scans found busy are loaded at their next signup."""
-        for name, by_window in counts.items():
-            if by_window.get("long", 0) >= HOT_AT:
-                key = entry_key(KINDS[name][0], counted)
-                if key is not None and key not in self.entries:
-                    self.wanted.add(key)
+        with self._lock:
+            for name, by_window in counts.items():
+                if by_window.get("long", 0) >= HOT_AT:
+                    key = entry_key(KINDS[name][0], counted)
+                    if key is not None and key not in self.entries:
+                        self.wanted.add(key)
 
     @staticmethod
     def _signup_entries(counted: Mapping[str, Any]) -> list[tuple]:
