@@ -195,16 +195,17 @@ class Assessor:
         return counted
 
     def evidence_batch(self, counted: dict[str, Any], keys: Keys, policy: Policy, *, at: datetime,
-                       earlier_of: tuple[int, str] | None, skip: set[str]) -> list[tuple[str, dict[str, Any]]]:
+                       earlier_of: tuple[int, str] | None, skip: set[str], skip_columns: set[str]) -> list[tuple[str, dict[str, Any]]]:
         """The statements of the read round trip: stamps, counts (but of the names in `skip`), first
-        sighting, reputation, and an earlier answer under the Idempotency-Key (always five)."""
+        sighting, reputation (but of the key columns in `skip_columns`), and an earlier answer under
+        the Idempotency-Key (always five)."""
         limits = policy.limits
         return [
             (READ_STAMPS, {}),
             (stored.COUNTS, stored.counts_params(counted, email=keys.email or "", windows=history.windows(limits), end=at,
                                                  cap=int(limits["count_cap"]), skip=skip)),
             (stored.FIRST_SEEN, {"email_domain": counted["email_domain"], "end": at}),
-            (stored.REPUTATION, stored.reputation_params(counted, end=at, sample=int(limits["reputation_sample"]))),
+            (stored.REPUTATION, stored.reputation_params(counted, end=at, sample=int(limits["reputation_sample"]), skip=skip_columns)),
             (FIND_IDEMPOTENT, {"api_key_id": earlier_of[0] if earlier_of else None,
                                "idempotency_key": earlier_of[1] if earlier_of else None}),
         ]
@@ -225,14 +226,25 @@ class Assessor:
                 counts[name] = found
         return {name: counts[name] for name in names}
 
-    def history_signal(self, rows: list[list[tuple]], counts: dict[str, dict[str, int]], counted: dict[str, Any], keys: Keys,
-                       policy: Policy, *, at: datetime, driver: Driver) -> dict[str, Any]:
+    def kept_evidence(self, counted: dict[str, Any], policy: Policy, *, at: datetime, memory: set[str]) -> dict[str, list] | None:
+        """The reputation samples of the hot keys, from this process's recent rows; None when they cannot tell."""
+        sample = int(policy.limits["reputation_sample"])
+        found = {}
+        for column in stored.REPUTATION_COLUMNS:
+            if column in memory:
+                found[column] = self.recent.reputation(column, counted, end=at, sample=sample)
+                if found[column] is None:
+                    return None
+        return found
+
+    def history_signal(self, rows: list[list[tuple]], counts: dict[str, dict[str, int]], evidence_kept: dict[str, list],
+                       counted: dict[str, Any], keys: Keys, policy: Policy, *, at: datetime, driver: Driver) -> dict[str, Any]:
         """Earlier signups per key, with first-seen and reputation: what signals["history"] holds."""
         limits = policy.limits
         spans, cap = history.windows(limits), int(limits["count_cap"])
         domain_first_seen = driver.moment(rows[2][0][0]) if rows[2] else None
         columns = tuple(column for _, column in self.REPUTATION_KEYS if counted.get(column) is not None)
-        evidence = stored.read_reputation(rows[3], columns, driver)
+        evidence = {**stored.read_reputation(rows[3], columns, driver), **evidence_kept}
         record = {
             name: history.reputation(evidence[column], at=at, limits=limits)
             for name, column in self.REPUTATION_KEYS
@@ -299,8 +311,10 @@ class Assessor:
             counted = self.counted_keys(signals, keys)
             cap = int(snapshot.policy.limits["count_cap"])
             memory = set() if by_sql_only or last else self.recent.kept(counted)
+            memory_columns = set() if by_sql_only or last else self.recent.kept_columns(counted, stored.REPUTATION_COLUMNS)
             recent_batch, plan = self.recent.statements(counted, cap=cap)
-            evidence = self.evidence_batch(counted, keys, snapshot.policy, at=signup.occurred_at, earlier_of=earlier_of, skip=memory)
+            evidence = self.evidence_batch(counted, keys, snapshot.policy, at=signup.occurred_at, earlier_of=earlier_of,
+                                          skip=memory, skip_columns=memory_columns)
             rows = driver.read(evidence + recent_batch)
             stages.mark("history")
             current = dict(rows[0])
@@ -309,13 +323,15 @@ class Assessor:
                 continue
             self.recent.absorb(rows[len(evidence):], plan, cap=cap, moment=driver.moment, stamp=current.get(ASSESSMENTS_STAMP, 0))
             counts = self.read_counts(counted, keys, snapshot.policy, rows, at=signup.occurred_at, memory=memory)
-            if counts is not None:
+            evidence_kept = self.kept_evidence(counted, snapshot.policy, at=signup.occurred_at, memory=memory_columns)
+            if counts is not None and evidence_kept is not None:
                 break
             by_sql_only = True  # the kept rows could not tell (a backdated signup, an erasure): ask SQL
         self.recent.notice(counts, counted)
         self.snapshots.seen_stamps = current
         earlier = rows[4][0] if rows[4] else None
-        signals["history"] = self.history_signal(rows, counts, counted, keys, snapshot.policy, at=signup.occurred_at, driver=driver)
+        signals["history"] = self.history_signal(rows, counts, evidence_kept, counted, keys, snapshot.policy, at=signup.occurred_at,
+                                                 driver=driver)
         decision = judge(signals, snapshot.policy)
         stages.mark("judge")
         row = NewAssessment(

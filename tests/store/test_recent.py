@@ -66,6 +66,29 @@ def sql_counts(driver, keys: dict, end: datetime) -> dict:
     return stored.read_counts(rows, stored.counted_names(keys))
 
 
+FEEDBACK = ("INSERT INTO feedback (assessment_id, label, source, note, actor, created_at) "
+            "VALUES (:assessment_id, :label, 'challenge', NULL, 'test', :created_at)")
+
+
+def label_some(driver, rng: random.Random, rows: list[dict]) -> None:
+    """Feedback on a third of the rows, some of it given after the probes' ends, some twice."""
+    given = []
+    for row in rows:
+        if rng.random() < 0.33:
+            for _ in range(rng.choice([1, 1, 2])):
+                later = row["occurred_at"] + timedelta(minutes=rng.choice([1, 90, 3000]))
+                given.append({"assessment_id": row["id"], "label": rng.choice(["fraud", "legitimate"]), "created_at": later})
+    driver.write([(FEEDBACK, given)])
+
+
+def sql_samples(driver, keys: dict, end: datetime) -> dict:
+    [rows] = driver.read([(stored.REPUTATION, stored.reputation_params(keys, end=end, sample=SAMPLE))])
+    return stored.read_reputation(rows, stored.REPUTATION_COLUMNS, driver)
+
+
+SAMPLE = 12
+
+
 def round_trip(index: RecentIndex, driver, keys: dict) -> None:
     batch, plan = index.statements(keys, cap=CAP)
     stamps = dict(driver.read([(READ_STAMPS, {})])[0])
@@ -75,7 +98,9 @@ def round_trip(index: RecentIndex, driver, keys: dict) -> None:
 def test_memory_counts_are_the_sql_counts(services):
     rng = random.Random(7)
     with pooled_driver(services.database.hot_engine) as driver:
-        driver.write([(INSERT_ASSESSMENT, [stored_row(rng, at) for at in moments(rng, 300)])])
+        first = [stored_row(rng, at) for at in moments(rng, 300)]
+        driver.write([(INSERT_ASSESSMENT, first)])
+        label_some(driver, rng, [{**row, "occurred_at": driver.moment(row["occurred_at"])} for row in first])
         driver.commit()
         index = RecentIndex()
         probes = [signup_keys(rng) for _ in range(40)]
@@ -85,9 +110,11 @@ def test_memory_counts_are_the_sql_counts(services):
             round_trip(index, driver, keys)
         assert len(index.entries) > 20
         # More signups arrive after the loads: the tail brings them.
-        driver.write([(INSERT_ASSESSMENT, [stored_row(rng, at) for at in moments(rng, 200)])])
+        more = [stored_row(rng, at) for at in moments(rng, 200)]
+        driver.write([(INSERT_ASSESSMENT, more)])
+        label_some(driver, rng, [{**row, "occurred_at": driver.moment(row["occurred_at"])} for row in first + more])
         driver.commit()
-        answered = 0
+        answered = sampled = 0
         for keys in probes:
             round_trip(index, driver, keys)
             for end in (NOW + timedelta(seconds=1), NOW - timedelta(hours=2), NOW - timedelta(days=20)):
@@ -98,7 +125,13 @@ def test_memory_counts_are_the_sql_counts(services):
                     if found is not None:
                         answered += 1
                         assert found == expected[name], (name, end, keys)
-        assert answered > 300
+                samples = sql_samples(driver, keys, end)
+                for column in index.kept_columns(keys, stored.REPUTATION_COLUMNS):
+                    found = index.reputation(column, keys, end=end, sample=SAMPLE)
+                    if found is not None:
+                        sampled += 1
+                        assert found == samples[column], (column, end, keys)
+        assert answered > 300 and sampled > 60
 
 
 def test_a_key_dated_before_its_kept_rows_is_left_to_sql(services):

@@ -49,7 +49,7 @@ def _sqlite_pragmas(synchronous: str):
 # index scans by design: without seqscan a generic plan made while the table was empty or
 # unanalysed still seeks its index (such a plan cost 5 to 9 ms per request), and a generic
 # plan means planning once per connection, not once per request.
-HOT_PATH_OPTIONS = "-c enable_seqscan=off -c plan_cache_mode=force_generic_plan"
+HOT_PATH_OPTIONS = "-c enable_seqscan=off -c plan_cache_mode=force_generic_plan -c jit=off"
 
 
 def create_db_engine(url: str, *, sqlite_synchronous: str = "full", hot_path: bool = False) -> sa.Engine:

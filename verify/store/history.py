@@ -120,8 +120,10 @@ def read_counts(rows: list[tuple], names: tuple[str, ...]) -> dict[str, dict[str
     return {name: counts[name] for name in names}
 
 
-def reputation_params(values: Mapping[str, Any], *, end: datetime, sample: int) -> dict[str, Any]:
-    return {**{column: values.get(column) for column in REPUTATION_COLUMNS}, "end": end, "sample": sample}
+def reputation_params(values: Mapping[str, Any], *, end: datetime, sample: int, skip: set[str] = frozenset()) -> dict[str, Any]:
+    """The REPUTATION parameters; the key columns in `skip` are not sampled (their sample is known otherwise)."""
+    return {**{column: None if column in skip else values.get(column) for column in REPUTATION_COLUMNS}, "end": end,
+            "sample": sample}
 
 
 def read_reputation(rows: list[tuple], columns: tuple[str, ...], driver: Driver) -> dict[str, list[tuple[datetime, str, str | None]]]:

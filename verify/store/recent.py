@@ -1,38 +1,37 @@
 """Recent rows of the hot history keys, kept per process and fed by the tail of the table.
 
 In SQL a key that thousands of signups share (a farm's phone block, network or domain) costs a
-walk of up to `count_cap` index entries on every request: campaign traffic ran at half the
-rate of honest traffic. Once a scan finds a key that busy, this process loads the key's most
-recent rows once and keeps them current from the table's tail (rows above its watermark of
-`seq`), read in the same round trip as the rest of the history; its counts are then
-bisections, or a walk of Python values for the distinct counts.
+walk of up to `count_cap` index entries on every request, and its reputation sample 50 rows
+and their feedback: campaign traffic ran at half the rate of honest traffic. Once a scan
+finds a key that busy, this process loads the key's most recent rows (and their feedback)
+once and keeps them current from the tails of the assessments and feedback tables
+(store/tail.py), read in the same round trip as the rest of the history; its counts are then
+bisections and slices, its reputation sample a slice.
 
-What it promises: the counts are the ones the SQL scans give (store/history.py; a
-differential test holds the two together). Where the kept rows cannot tell (a signup dated
-before them), it says so and the SQL scan answers. Other workers and instances are seen at
-this worker's next request, as in SQL: the tail reads what they committed. On PostgreSQL a
-`seq` can commit after a larger one; a missing `seq` is asked for again for GAP_SECONDS (a
-hot-path insert commits within its 5 s statement timeout) and then given up. Erasure and
-retention delete rows: they move the `assessments` stamp, and the kept rows are dropped.
+What it promises: the counts and samples are the ones the SQL statements give
+(store/history.py; a differential test holds the two together). Where the kept rows cannot
+tell (a signup dated before them, feedback given after it), it says so and SQL answers.
+Other workers and instances are seen at this worker's next request, as in SQL: the tails read
+what they committed. Erasure and retention delete rows: they move the `assessments` stamp,
+and everything kept is dropped.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from verify.store.tail import Tail
+
 HOT_AT = 64  # a key with this many signups in the long window is kept in memory
 MAX_KEYS = 256  # hot keys kept per process, least recently used dropped first
 KEEP_FACTOR = 2  # rows kept per key: this many times the count cap
-GAP_SECONDS = 10.0
-GAP_SLOTS = 16  # missing seqs asked for again, at most; more and the kept rows are dropped
-TAIL_LIMIT = 2000  # a worker further behind than this drops its kept rows rather than catch up
+MAX_LABELS = 200_000  # feedback labels kept; more and everything kept starts over
 
 # history name -> (the column its entry is kept by, the column its distinct count or filter reads)
 KINDS: dict[str, tuple[str, str | None]] = {
@@ -51,24 +50,27 @@ KINDS: dict[str, tuple[str, str | None]] = {
 # The column an entry's values hold (the second column of its distinct counts or filter).
 VALUE_COLUMN = {"email_canonical": "email", "phone_e164": "email_canonical", "phone_block": "phone_e164",
                 "device_id": "email_canonical", "payment_fingerprint": "email_canonical"}
-TAIL_COLUMNS = ("seq", "occurred_at", "email", "email_canonical", "email_domain", "local_template", "phone_e164",
-                "phone_block", "ip", "ip_network", "asn", "device_id", "payment_fingerprint")
-# Two seeks of the primary key (an OR of the two made SQLite scan the table): the rows above
-# the watermark, and the missing ones below it asked for again.
-_TAIL_SELECT = f"SELECT {', '.join(TAIL_COLUMNS)} FROM assessments WHERE "
-TAIL = (f"SELECT * FROM ({_TAIL_SELECT}seq > :after ORDER BY seq LIMIT {TAIL_LIMIT}) AS above UNION ALL "
-        f"{_TAIL_SELECT}seq IN ({', '.join(f':gap{slot}' for slot in range(GAP_SLOTS))})")
-LATEST_SEQ = "SELECT coalesce(max(seq), 0) FROM assessments"
+TAIL_COLUMNS = ("seq", "occurred_at", "id", "verdict", "email", "email_canonical", "email_domain", "local_template",
+                "phone_e164", "phone_block", "ip", "ip_network", "asn", "device_id", "payment_fingerprint")
+FEEDBACK_COLUMNS = ("id", "assessment_id", "created_at", "label")
 
 
-def _load(column: str) -> str:
-    value = VALUE_COLUMN.get(column)
-    where = f"{column} = :value" + (" AND email_domain = :domain" if column == "local_template" else "")
-    return (f"SELECT seq, occurred_at, {value or 'NULL'} FROM assessments WHERE {where} "
-            f"ORDER BY occurred_at DESC, seq DESC LIMIT :keep")
+def _where(column: str) -> str:
+    return f"{column} = :value" + (" AND email_domain = :domain" if column == "local_template" else "")
 
 
-LOADS = {column: _load(column) for column in {column for column, _ in KINDS.values()}}
+def _newest(column: str, selected: str) -> str:
+    # The reputation sample's order: newest first, ties in arrival order.
+    return f"SELECT {selected} FROM assessments WHERE {_where(column)} ORDER BY occurred_at DESC, seq DESC LIMIT :keep"
+
+
+COLUMNS = tuple(dict.fromkeys(column for column, _ in KINDS.values()))
+LOADS = {column: _newest(column, f"seq, occurred_at, id, verdict, {VALUE_COLUMN.get(column, 'NULL')}") for column in COLUMNS}
+LOAD_LABELS = {
+    column: ("SELECT id, assessment_id, created_at, label FROM feedback WHERE assessment_id IN "
+             f"({_newest(column, 'id')})")
+    for column in COLUMNS
+}
 
 
 def entry_key(column: str, keys: Mapping[str, Any]) -> tuple | None:
@@ -93,23 +95,27 @@ def epoch(moment: datetime) -> int:
 
 @dataclass
 class Entry:
-    """One key's rows, oldest first; complete for every time above `floor`."""
+    """One key's rows, oldest first (ties in `seq` order); complete for every time above `floor`."""
 
     keep: int
     times: list[int] = field(default_factory=list)
-    values: list[Any] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    verdicts: list[str] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
     floor: int = COMPLETE
 
-    def add(self, seq: int, at: int, value: Any) -> None:
+    def add(self, seq: int, at: int, assessment_id: str, verdict: str, value: Any) -> None:
         if seq in self.seen:
             return
         self.seen.add(seq)
         index = bisect.bisect_right(self.times, at)
-        self.times.insert(index, at)
-        self.values.insert(index, value)
-        self.seqs.insert(index, seq)
+        while index > 0 and self.times[index - 1] == at and self.seqs[index - 1] > seq:
+            index -= 1
+        for column, item in ((self.times, at), (self.seqs, seq), (self.values, value), (self.ids, assessment_id),
+                             (self.verdicts, verdict)):
+            column.insert(index, item)
         if len(self.times) > self.keep + self.keep // 4:
             self.trim()
 
@@ -119,7 +125,11 @@ class Entry:
         if extra > 0:
             self.floor = max(self.floor, self.times[extra - 1] + 1)
             self.seen.difference_update(self.seqs[:extra])
-            del self.times[:extra], self.values[:extra], self.seqs[:extra]
+            del self.times[:extra], self.seqs[:extra], self.values[:extra], self.ids[:extra], self.verdicts[:extra]
+
+    def complete_below(self, hi: int, wanted: int) -> bool:
+        """Whether the `wanted` newest rows before position `hi` are all kept."""
+        return self.floor == COMPLETE or hi - bisect.bisect_left(self.times, self.floor) >= wanted
 
 
 @dataclass(frozen=True)
@@ -131,10 +141,12 @@ class Window:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a round trip asked of the index: the watermark its tail started from (None: it asked
-    for the latest seq instead), and the keys it loads."""
+    """What a round trip asked of the index: the watermarks its tails started from (None: they
+    asked for the latest key instead, or were not read), and the keys it loads."""
 
-    after: int | None
+    tailing: bool
+    after_seq: int | None
+    after_feedback: int | None
     loads: list[tuple]
 
 
@@ -143,98 +155,86 @@ class RecentIndex:
         self._lock = threading.Lock()  # workers are processes; threads share an index only in tests and dev servers
         self.entries: OrderedDict[tuple, Entry] = OrderedDict()
         self.wanted: set[tuple] = set()
-        self.watermark: int | None = None
-        self.gaps: dict[int, float] = {}
+        self.assessments = Tail("assessments", "seq", TAIL_COLUMNS)
+        self.feedback = Tail("feedback", "id", FEEDBACK_COLUMNS)
+        # assessment id -> its feedback as (created_at in epoch microseconds, feedback id, label), oldest first
+        self.labels: dict[str, list[tuple[int, int, str]]] = {}
         self.stamp: int | None = None  # the `assessments` stamp the kept rows are as of
 
     # -- the round trip ------------------------------------------------------------------
 
     def statements(self, counted: Mapping[str, Any], *, cap: int) -> tuple[list[tuple[str, dict]], Plan]:
-        """The tail (once anything is kept) and the loads of wanted keys this signup names."""
+        """The tails (once anything is kept) and the loads of wanted keys this signup names."""
         with self._lock:
             loads = [key for key in self._signup_entries(counted) if key in self.wanted and key not in self.entries]
-            batch: list[tuple[str, dict]] = []
-            if self.entries or loads:
-                if self.watermark is None:
-                    batch.append((LATEST_SEQ, {}))
-                else:
-                    gaps = sorted(self.gaps)[:GAP_SLOTS]
-                    params = {f"gap{slot}": gaps[slot] if slot < len(gaps) else None for slot in range(GAP_SLOTS)}
-                    batch.append((TAIL, {"after": self.watermark, **params}))
+            tailing = bool(self.entries or loads)
+            batch = [self.assessments.statement(), self.feedback.statement()] if tailing else []
             for key in loads:
                 params = {"value": key[1], "keep": KEEP_FACTOR * cap}
                 if key[0] == "local_template":
                     params["domain"] = key[2]
-                batch.append((LOADS[key[0]], params))
-            return batch, Plan(after=self.watermark, loads=loads)
+                batch += [(LOADS[key[0]], params), (LOAD_LABELS[key[0]], params)]
+            return batch, Plan(tailing, self.assessments.watermark, self.feedback.watermark, loads)
 
     def absorb(self, results: list[list[tuple]], plan: Plan, *, cap: int, moment: Any, stamp: int) -> None:
-        """Apply what the round trip brought: the tail, then the loaded keys."""
+        """Apply what the round trip brought: the tails, then the loaded keys."""
         with self._lock:
             self._absorb(results, plan, cap=cap, moment=moment, stamp=stamp)
 
     def _absorb(self, results: list[list[tuple]], plan: Plan, *, cap: int, moment: Any, stamp: int) -> None:
-        loads = plan.loads
         if self.stamp is None:
             self.stamp = stamp
         elif self.stamp != stamp:  # rows were erased or purged since: what is kept may count them
             self.clear(stamp)
             return
-        asked_latest = plan.after is None
-        if not results or asked_latest != (self.watermark is None):
-            return  # another thread started or dropped the tail meanwhile: this round trip's rows do not fit
-        tail, loaded = results[0], results[1:]
-        if self.watermark is None:
-            # Seqs just below the latest may still be uncommitted (PostgreSQL): ask for them again a while.
-            latest = tail[0][0]
-            now = time.monotonic()
-            self.watermark = latest
-            self.gaps = {seq: now for seq in range(max(1, latest - GAP_SLOTS // 2 + 1), latest + 1)}
-        else:
-            if len(tail) >= TAIL_LIMIT or not self._apply_tail(tail, moment):
-                self.clear(stamp)
-                return
-        for key, rows in zip(loads, loaded):
+        if not plan.tailing:
+            return
+        new_rows = self.assessments.take(results[0], asked_after=plan.after_seq)
+        new_feedback = self.feedback.take(results[1], asked_after=plan.after_feedback)
+        if new_rows is None or new_feedback is None:
+            self.clear(stamp)
+            return
+        for row in new_rows:
+            self._add_row(dict(zip(TAIL_COLUMNS, row)), moment)
+        self._add_labels(new_feedback, moment)
+        loaded = results[2:]
+        for position, key in enumerate(plan.loads):
+            rows, labels = loaded[2 * position], loaded[2 * position + 1]
             entry = Entry(keep=KEEP_FACTOR * cap)
-            for seq, occurred_at, value in rows:
-                entry.add(seq, epoch(moment(occurred_at)), value)
+            for seq, occurred_at, assessment_id, verdict, value in rows:
+                entry.add(seq, epoch(moment(occurred_at)), assessment_id, verdict, value)
             if len(rows) >= entry.keep:  # not the whole history of the key: complete above its oldest
                 entry.floor = entry.times[0] + 1
+            self._add_labels(labels, moment)
             self.entries[key] = entry
             self.wanted.discard(key)
         while len(self.entries) > MAX_KEYS:
             self.entries.popitem(last=False)
-
-    def _apply_tail(self, rows: list[tuple], moment: Any) -> bool:
-        now = time.monotonic()
-        for seq in [seq for seq, noticed in self.gaps.items() if now - noticed > GAP_SECONDS]:
-            del self.gaps[seq]
-        expected = self.watermark + 1
-        for row in rows:
-            seq = row[0]
-            self.gaps.pop(seq, None)
-            if seq > self.watermark:
-                for missing in range(expected, seq):
-                    self.gaps[missing] = now
-                expected = seq + 1
-                self.watermark = seq
-            self._add_row(dict(zip(TAIL_COLUMNS, row)), moment)
-        return len(self.gaps) <= GAP_SLOTS
+        if len(self.labels) > MAX_LABELS:
+            self.clear(stamp)
 
     def _add_row(self, row: dict[str, Any], moment: Any) -> None:
         at = None
-        for column in LOADS:
+        for column in COLUMNS:
             key = entry_key(column, row)
             entry = self.entries.get(key) if key is not None else None
             if entry is not None:
                 at = at if at is not None else epoch(moment(row["occurred_at"]))
-                entry.add(row["seq"], at, row.get(VALUE_COLUMN.get(column, ""), None))
+                entry.add(row["seq"], at, row["id"], row["verdict"], row.get(VALUE_COLUMN.get(column, ""), None))
+
+    def _add_labels(self, rows: list[tuple], moment: Any) -> None:
+        for feedback_id, assessment_id, created_at, label in rows:
+            given = (epoch(moment(created_at)), feedback_id, label)
+            held = self.labels.setdefault(assessment_id, [])
+            if given not in held:
+                bisect.insort(held, given)  # by (created_at, id): the SQL sample's order for the latest
 
     def clear(self, stamp: int | None) -> None:
         self.entries.clear()
         self.wanted.clear()
-        self.watermark = None
-        self.gaps.clear()
+        self.assessments.reset()
+        self.feedback.reset()
+        self.labels.clear()
         self.stamp = stamp
 
     # -- counting ----------------------------------------------------------------------
@@ -314,6 +314,35 @@ class RecentIndex:
             else:
                 counts[window_name] = hi - first - values[first:hi].count(own)
         return {"long": counts["long"]} if name == "email_variants" else counts
+
+    def kept_columns(self, counted: Mapping[str, Any], columns: tuple[str, ...]) -> set[str]:
+        """Of these key columns, those this signup's reputation sample can come from memory for."""
+        with self._lock:
+            return {column for column in columns if (key := entry_key(column, counted)) is not None and key in self.entries}
+
+    def reputation(self, column: str, counted: Mapping[str, Any], *, end: datetime, sample: int) -> list[tuple] | None:
+        """(occurred_at, verdict, latest label by `end`) of the key's `sample` newest signups before
+        `end`, newest first, as the SQL sample reads them; None when the kept rows cannot tell."""
+        with self._lock:
+            entry = self.entries.get(entry_key(column, counted))
+            if entry is None:
+                return None
+            until = epoch(end)
+            hi = bisect.bisect_left(entry.times, until)
+            if not entry.complete_below(hi, sample):
+                return None
+            evidence = []
+            for index in range(hi - 1, max(hi - sample, 0) - 1, -1):
+                moment = EPOCH + entry.times[index] * MICROSECOND
+                evidence.append((moment, entry.verdicts[index], self._label_by(entry.ids[index], until)))
+            return evidence
+
+    def _label_by(self, assessment_id: str, until: int) -> str | None:
+        """The latest label given to the assessment by `until` (feedback counts once it was given)."""
+        for created, _, label in reversed(self.labels.get(assessment_id, ())):
+            if created <= until:
+                return label
+        return None
 
     def notice(self, counts: Mapping[str, Mapping[str, int]], counted: Mapping[str, Any]) -> None:
         """Keys the SQL scans found busy are loaded at their next signup."""
