@@ -33,7 +33,8 @@ from verify.store.assessments import FIND_IDEMPOTENT, INSERT_ASSESSMENT, NewAsse
 from verify.store.driver import Driver, json_text
 from verify.store.revisions import INSERT_JOB, cluster_jobs
 from verify.store.snapshots import Snapshot, Snapshots
-from verify.store.stamps import READ_STAMPS
+from verify.store.recent import RecentIndex, window_of
+from verify.store.stamps import ASSESSMENTS_STAMP, READ_STAMPS
 from verify.store.webhooks import INSERT_DELIVERY
 
 __all__ = ["Assessor", "Judged", "Keys", "Signup"]
@@ -79,6 +80,7 @@ class Assessor:
         self.mx_checker = mx_checker
         self.snapshots = snapshots
         self.geoip = geoip or GeoIP.unconfigured()
+        self.recent = RecentIndex()  # this process's rows of the hot history keys
 
     # -- gathering (no database, no DNS) ---------------------------------------------------
 
@@ -193,30 +195,56 @@ class Assessor:
         return counted
 
     def evidence_batch(self, counted: dict[str, Any], keys: Keys, policy: Policy, *, at: datetime,
-                       earlier_of: tuple[int, str] | None) -> list[tuple[str, dict[str, Any]]]:
-        """The statements of the read round trip: stamps, counts, first sighting, reputation (and an earlier
-        answer under the Idempotency-Key)."""
+                       earlier_of: tuple[int, str] | None, skip: set[str], skip_columns: set[str]) -> list[tuple[str, dict[str, Any]]]:
+        """The statements of the read round trip: stamps, counts (but of the names in `skip`), first
+        sighting, reputation (but of the key columns in `skip_columns`), and an earlier answer under
+        the Idempotency-Key (always five)."""
         limits = policy.limits
-        batch = [
+        return [
             (READ_STAMPS, {}),
             (stored.COUNTS, stored.counts_params(counted, email=keys.email or "", windows=history.windows(limits), end=at,
-                                                 cap=int(limits["count_cap"]))),
+                                                 cap=int(limits["count_cap"]), skip=skip)),
             (stored.FIRST_SEEN, {"email_domain": counted["email_domain"], "end": at}),
-            (stored.REPUTATION, stored.reputation_params(counted, end=at, sample=int(limits["reputation_sample"]))),
+            (stored.REPUTATION, stored.reputation_params(counted, end=at, sample=int(limits["reputation_sample"]), skip=skip_columns)),
+            (FIND_IDEMPOTENT, {"api_key_id": earlier_of[0] if earlier_of else None,
+                               "idempotency_key": earlier_of[1] if earlier_of else None}),
         ]
-        if earlier_of is not None:
-            batch.append((FIND_IDEMPOTENT, {"api_key_id": earlier_of[0], "idempotency_key": earlier_of[1]}))
-        return batch
 
-    def history_signal(self, rows: list[list[tuple]], counted: dict[str, Any], keys: Keys, policy: Policy, *, at: datetime,
-                       driver: Driver) -> dict[str, Any]:
+    def read_counts(self, counted: dict[str, Any], keys: Keys, policy: Policy, rows: list[list[tuple]], *, at: datetime,
+                    memory: set[str]) -> dict[str, dict[str, int]] | None:
+        """Counts per history name: from the SQL scans, and for the hot keys from this process's
+        recent rows; None when those cannot tell (the request then reads them by SQL)."""
+        names = stored.counted_names(counted)
+        counts = stored.read_counts(rows[1], tuple(name for name in names if name not in memory))
+        if memory:
+            limits = policy.limits
+            window = window_of(stored.window_starts(history.windows(limits), at), at, int(limits["count_cap"]))
+            for name in memory:
+                found = self.recent.counts(name, counted, window, email=keys.email or "")
+                if found is None:
+                    return None
+                counts[name] = found
+        return {name: counts[name] for name in names}
+
+    def kept_evidence(self, counted: dict[str, Any], policy: Policy, *, at: datetime, memory: set[str]) -> dict[str, list] | None:
+        """The reputation samples of the hot keys, from this process's recent rows; None when they cannot tell."""
+        sample = int(policy.limits["reputation_sample"])
+        found = {}
+        for column in stored.REPUTATION_COLUMNS:
+            if column in memory:
+                found[column] = self.recent.reputation(column, counted, end=at, sample=sample)
+                if found[column] is None:
+                    return None
+        return found
+
+    def history_signal(self, rows: list[list[tuple]], counts: dict[str, dict[str, int]], evidence_kept: dict[str, list],
+                       counted: dict[str, Any], keys: Keys, policy: Policy, *, at: datetime, driver: Driver) -> dict[str, Any]:
         """Earlier signups per key, with first-seen and reputation: what signals["history"] holds."""
         limits = policy.limits
         spans, cap = history.windows(limits), int(limits["count_cap"])
-        counts = stored.read_counts(rows[1], stored.counted_names(counted))
         domain_first_seen = driver.moment(rows[2][0][0]) if rows[2] else None
         columns = tuple(column for _, column in self.REPUTATION_KEYS if counted.get(column) is not None)
-        evidence = stored.read_reputation(rows[3], columns, driver)
+        evidence = {**stored.read_reputation(rows[3], columns, driver), **evidence_kept}
         record = {
             name: history.reputation(evidence[column], at=at, limits=limits)
             for name, column in self.REPUTATION_KEYS
@@ -272,22 +300,38 @@ class Assessor:
         stages.mark("gather")
         earlier_of = (api_key_id, idempotency_key) if idempotency_key is not None and api_key_id is not None else None
         stamps = self.snapshots.seen_stamps or dict(driver.read([(READ_STAMPS, {})])[0])
-        for _ in range(3):
+        by_sql_only = False
+        for attempt in range(4):
+            last = attempt == 3  # then with what was read, fresh or not, and without the kept rows
             snapshot = self.snapshots.at(stamps, session)
             matches = self.match_lists(gathered, keys, snapshot.lists, now=now)
             mx = self.mail_exchange(keys.email_domain, matches) if keys.email_domain else None
             signals = self.with_lists(gathered, matches, mx=mx)
             stages.mark("lists")
             counted = self.counted_keys(signals, keys)
-            rows = driver.read(self.evidence_batch(counted, keys, snapshot.policy, at=signup.occurred_at, earlier_of=earlier_of))
+            cap = int(snapshot.policy.limits["count_cap"])
+            memory = set() if by_sql_only or last else self.recent.kept(counted)
+            memory_columns = set() if by_sql_only or last else self.recent.kept_columns(counted, stored.REPUTATION_COLUMNS)
+            recent_batch, plan = self.recent.statements(counted, cap=cap)
+            evidence = self.evidence_batch(counted, keys, snapshot.policy, at=signup.occurred_at, earlier_of=earlier_of,
+                                          skip=memory, skip_columns=memory_columns)
+            rows = driver.read(evidence + recent_batch)
             stages.mark("history")
             current = dict(rows[0])
-            if self.snapshots.fresh(current):
+            if not self.snapshots.fresh(current) and not last:
+                stamps = current  # something changed since: renew the copies and read again
+                continue
+            self.recent.absorb(rows[len(evidence):], plan, cap=cap, moment=driver.moment, stamp=current.get(ASSESSMENTS_STAMP, 0))
+            counts = self.read_counts(counted, keys, snapshot.policy, rows, at=signup.occurred_at, memory=memory)
+            evidence_kept = self.kept_evidence(counted, snapshot.policy, at=signup.occurred_at, memory=memory_columns)
+            if counts is not None and evidence_kept is not None:
                 break
-            stamps = current  # something changed since: renew the copies and read again
+            by_sql_only = True  # the kept rows could not tell (a backdated signup, an erasure): ask SQL
+        self.recent.notice(counts, counted)
         self.snapshots.seen_stamps = current
-        earlier = rows[4][0] if earlier_of is not None and rows[4] else None
-        signals["history"] = self.history_signal(rows, counted, keys, snapshot.policy, at=signup.occurred_at, driver=driver)
+        earlier = rows[4][0] if rows[4] else None
+        signals["history"] = self.history_signal(rows, counts, evidence_kept, counted, keys, snapshot.policy, at=signup.occurred_at,
+                                                 driver=driver)
         decision = judge(signals, snapshot.policy)
         stages.mark("judge")
         row = NewAssessment(

@@ -87,7 +87,7 @@ def create():
     settings, assessor = services().settings, services().assessor
     stages = Stages(enabled=settings.server_timing)
     secret = bearer_secret()
-    with pooled_driver(services().database.engine) as driver:
+    with pooled_driver(services().database.hot_engine) as driver:
         api_key = assessing_key(secret, driver)
         stages.mark("auth")
         document = read_json()

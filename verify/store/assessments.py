@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from verify.errors import Conflict, NotFound
 from verify.store.driver import json_text
 from verify.store.models import Assessment, Feedback, utcnow
+from verify.store.stamps import ASSESSMENTS_STAMP, bump_stamp
 from verify.store.webhooks import delete_deliveries_about
 from verify.store.transactions import committed
 from verify.store.revisions import delete_revisions_of, enqueue_feedback
@@ -158,6 +159,8 @@ def delete_assessments(ids: list[str], *, session: Session) -> tuple[int, int]:
         chunk = ids[start:start + 500]
         feedback += session.execute(sa.delete(Feedback).where(col(Feedback.assessment_id).in_(chunk))).rowcount
         assessments += session.execute(sa.delete(Assessment).where(col(Assessment.id).in_(chunk))).rowcount
+    if assessments:
+        bump_stamp(ASSESSMENTS_STAMP, session=session)  # each worker drops the history rows it keeps (store/recent.py)
     return assessments, feedback
 
 

@@ -45,7 +45,14 @@ def _sqlite_pragmas(synchronous: str):
     return on_connect
 
 
-def create_db_engine(url: str, *, sqlite_synchronous: str = "full") -> sa.Engine:
+# The assessment hot path's own PostgreSQL connections (store/driver.py). Its statements are
+# index scans by design: without seqscan a generic plan made while the table was empty or
+# unanalysed still seeks its index (such a plan cost 5 to 9 ms per request), and a generic
+# plan means planning once per connection, not once per request.
+HOT_PATH_OPTIONS = "-c enable_seqscan=off -c plan_cache_mode=force_generic_plan -c jit=off"
+
+
+def create_db_engine(url: str, *, sqlite_synchronous: str = "full", hot_path: bool = False) -> sa.Engine:
     """An engine tuned for the backend: WAL SQLite, or PostgreSQL with short connect timeouts.
 
     No pre-ping: it cost every request a round trip. A connection that a restarted server
@@ -62,14 +69,15 @@ def create_db_engine(url: str, *, sqlite_synchronous: str = "full") -> sa.Engine
         return engine
     return sa.create_engine(
         url,
-        pool_size=5,
+        pool_size=2 if hot_path else 5,  # the hot path holds one connection per request at most
         max_overflow=10,
         pool_timeout=3,
+        **({"isolation_level": "AUTOCOMMIT"} if hot_path else {}),
         # keepalives and tcp_user_timeout bound a statement whose connection dies mid-flight
         # (a partition), which statement_timeout on the server cannot see.
         connect_args={
             "connect_timeout": 3,
-            "options": "-c statement_timeout=5000",
+            "options": "-c statement_timeout=5000" + (" " + HOT_PATH_OPTIONS if hot_path else ""),
             "keepalives": 1,
             "keepalives_idle": 5,
             "keepalives_interval": 2,
@@ -86,6 +94,8 @@ class Database:
         self.url = normalise_url(url)
         self.engine = create_db_engine(self.url, sqlite_synchronous=sqlite_synchronous)
         self._sessions = sessionmaker(self.engine, class_=Session, expire_on_commit=False)
+        # PostgreSQL: a pool of its own for the hot path; SQLite's file needs none.
+        self.hot_engine = create_db_engine(self.url, hot_path=True) if self.dialect == "postgresql" else self.engine
 
     @property
     def dialect(self) -> str:
@@ -155,3 +165,4 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.hot_engine.dispose()

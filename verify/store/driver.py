@@ -49,6 +49,12 @@ def sqlite_moment(moment: datetime) -> str:
             f".{utc.microsecond:06d}")
 
 
+@lru_cache(maxsize=65536)
+def _sqlite_text_moment(text: str) -> datetime:
+    # A hot key's rows come back on every request: their moments are parsed once.
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
 def json_text(value: Any) -> str:
     """A JSON column's text (orjson: about ten times json.dumps on an assessment's signals)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -82,7 +88,7 @@ class Driver:
         if value is None:
             return None
         if isinstance(value, str):
-            value = datetime.fromisoformat(value)
+            return _sqlite_text_moment(value)
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
     def read(self, batch: Sequence[tuple[str, Params]]) -> list[list[tuple]]:
@@ -133,27 +139,22 @@ writer: Any = None
 def pooled_driver(engine: sa.Engine) -> Iterator[Driver]:
     """A driver connection from the engine's pool, outside any Session; back to the pool after.
 
-    PostgreSQL runs it in autocommit: reads need no transaction, and a write batch in one
-    pipeline is one implicit transaction (its statements commit together at the sync, or none
-    does). SQLite's module opens a transaction before the first write; the caller commits.
-    A connection that failed under us (a restarted server) is dropped from the pool, not reused.
+    On PostgreSQL it is one of the hot path's own autocommit connections (store/database.py):
+    reads need no transaction, and a write batch in one pipeline is one implicit transaction
+    (its statements commit together at the sync, or none does). SQLite's module opens a
+    transaction before the first write; the caller commits. A connection that failed under us
+    (a restarted server) is dropped from the pool, not reused.
     """
     pooled = engine.raw_connection()
     raw = pooled.driver_connection
     postgres = engine.dialect.name == "postgresql"
     try:
-        if postgres:
-            raw.autocommit = True
         yield Driver(raw, engine.dialect.name, writer=None if postgres else writer)
     except BaseException:
         if postgres and (raw.closed or raw.broken):
             pooled.invalidate()
-        else:
-            pooled.rollback()
+        elif not postgres:
+            raw.rollback()
         raise
     finally:
-        if not pooled.is_valid:
-            pass
-        elif postgres:
-            raw.autocommit = False  # Sessions that take this connection next manage transactions themselves
         pooled.close()

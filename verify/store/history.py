@@ -28,7 +28,7 @@ HISTORY_KEYS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     # `email` is stored normalised (identity.email_key), so plain inequality agrees on both databases.
     "email_variants": ("email_canonical = :email_canonical AND email <> :email", None, ("email_canonical",)),
     "email_domain": ("email_domain = :email_domain", None, ("email_domain",)),
-    "local_template": ("local_template = :local_template AND email_domain = :email_domain", None, ("local_template", "email_domain")),
+    "local_template": ("local_template = :local_template AND email_domain = :template_domain", None, ("local_template", "email_domain")),
     # A phone, device or card is counted by the other mailboxes it signed up, a block by its other numbers.
     "phone": ("phone_e164 = :phone_e164 AND coalesce(email_canonical, '') <> :other_mailbox", "email_canonical", ("phone_e164",)),
     "phone_block": ("phone_block = :phone_block AND coalesce(phone_e164, '') <> :other_number", "phone_e164", ("phone_block",)),
@@ -83,17 +83,32 @@ def counted_names(keys: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(name for name, (_, _, needs) in HISTORY_KEYS.items() if all(keys.get(need) is not None for need in needs))
 
 
-def counts_params(keys: Mapping[str, Any], *, email: str, windows: Mapping[str, int], end: datetime, cap: int) -> dict[str, Any]:
+# The parameter that, bound to NULL, leaves a name's scan empty (its counts come from memory).
+PRIMARY = {"email_canonical": "email_canonical", "email_variants": "email_canonical", "email_domain": "email_domain",
+           "local_template": "local_template", "phone": "phone_e164", "phone_block": "phone_block", "ip": "ip",
+           "ip_network": "ip_network", "asn": "asn", "device": "device_id", "payment": "payment_fingerprint"}
+
+
+def counts_params(keys: Mapping[str, Any], *, email: str, windows: Mapping[str, int], end: datetime, cap: int,
+                  skip: set[str] = frozenset()) -> dict[str, Any]:
+    """The COUNTS parameters; the names in `skip` are not scanned (their counts are known otherwise)."""
     params: dict[str, Any] = {column: keys.get(column) for column in KEY_COLUMNS}
+    params["template_domain"] = keys.get("email_domain")
+    for name in skip:
+        params[PRIMARY[name]] = None
     params.update(
         email=email,
         other_mailbox=keys.get("email_canonical") or "",
         other_number=keys.get("phone_e164") or "",
         end=end,
         cap=cap,
-        **{window: end - timedelta(seconds=windows[window]) for window in WINDOW_NAMES},
+        **window_starts(windows, end),
     )
     return params
+
+
+def window_starts(windows: Mapping[str, int], end: datetime) -> dict[str, datetime]:
+    return {window: end - timedelta(seconds=windows[window]) for window in WINDOW_NAMES}
 
 
 def read_counts(rows: list[tuple], names: tuple[str, ...]) -> dict[str, dict[str, int]]:
@@ -105,8 +120,10 @@ def read_counts(rows: list[tuple], names: tuple[str, ...]) -> dict[str, dict[str
     return {name: counts[name] for name in names}
 
 
-def reputation_params(values: Mapping[str, Any], *, end: datetime, sample: int) -> dict[str, Any]:
-    return {**{column: values.get(column) for column in REPUTATION_COLUMNS}, "end": end, "sample": sample}
+def reputation_params(values: Mapping[str, Any], *, end: datetime, sample: int, skip: set[str] = frozenset()) -> dict[str, Any]:
+    """The REPUTATION parameters; the key columns in `skip` are not sampled (their sample is known otherwise)."""
+    return {**{column: None if column in skip else values.get(column) for column in REPUTATION_COLUMNS}, "end": end,
+            "sample": sample}
 
 
 def read_reputation(rows: list[tuple], columns: tuple[str, ...], driver: Driver) -> dict[str, list[tuple[datetime, str, str | None]]]:

@@ -67,10 +67,11 @@ class Snapshots:
     # -- at given stamps: the hot path read them itself, and opens a session only to renew ----
 
     def fresh(self, stamps: Mapping[str, int]) -> bool:
-        """Every copy is as of these stamps: nothing to renew."""
+        """Every copy held is as of these stamps: nothing to renew (a copy not made yet, such as
+        the keys in the CLI, is made when first asked for)."""
         held = (self._policy, self._lists, self._keys, self._subscriptions)
         names = (POLICY_STAMP, LISTS_STAMP, KEYS_STAMP, WEBHOOKS_STAMP)
-        return all(copy is not None and copy[0] == stamps.get(name, 0) for copy, name in zip(held, names))
+        return all(copy is None or copy[0] == stamps.get(name, 0) for copy, name in zip(held, names))
 
     def at(self, stamps: Mapping[str, int], session: Callable[[], Session]) -> Snapshot:
         """The policy, lists and subscriptions as of these stamps; `session` is called only to renew a copy."""

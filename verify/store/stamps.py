@@ -11,6 +11,8 @@ LISTS_STAMP = "lists"
 KEYS_STAMP = "keys"
 POLICY_STAMP = "policy"
 WEBHOOKS_STAMP = "webhooks"
+# Moved when stored assessments are deleted (erasure, retention): kept history rows are dropped.
+ASSESSMENTS_STAMP = "assessments"
 # The same read for the driver (the assessment hot path folds it into its one round trip).
 READ_STAMPS = "SELECT name, value FROM stamps"
 

@@ -1,0 +1,41 @@
+"""On PostgreSQL an assessment costs two round trips: one read, one write (counted by a proxy
+that reads the wire protocol), with or without hot keys kept in memory, webhooks subscribed
+and an Idempotency-Key."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import ContractClient
+from tests.support.pg_proxy import PostgresProxy
+from verify.app import create_app
+
+
+@pytest.fixture
+def proxied(settings, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("round trips are a PostgreSQL matter")
+    with PostgresProxy() as proxy:
+        url = sa.engine.make_url(database_url).set(host="127.0.0.1", port=proxy.port, query={"sslmode": "disable"})
+        app = create_app(settings.with_overrides(database_url=url.render_as_string(hide_password=False)))
+        app.test_client_class = ContractClient
+        yield app, proxy
+        app.extensions["verify"].database.dispose()
+
+
+def test_an_assessment_is_one_read_and_one_write(proxied, assess_headers, admin_headers):
+    app, proxy = proxied
+    client = app.test_client()
+    subscribed = client.post("/v1/webhooks", json={"url": "https://hooks.example.com/in", "events": ["assessment.created"]},
+                             headers=admin_headers)
+    assert subscribed.status_code == 201
+    signup = {"ip": "198.51.100.30", "phone": "+14155550199", "device_id": "emu-9"}
+    for n in range(80):  # warms the worker's copies and makes the network, phone and device hot
+        assert client.post("/v1/assessments", json={**signup, "email": f"w{n}@farm.test"}, headers=assess_headers).status_code == 201
+    assert app.extensions["verify"].assessor.recent.entries  # the hot keys are counted from memory now
+    proxy.reset()
+    for n in range(20):
+        headers = {**assess_headers, "Idempotency-Key": f"k{n}"}
+        assert client.post("/v1/assessments", json={**signup, "email": f"m{n}@farm.test"}, headers=headers).status_code == 201
+    assert proxy.round_trips == 40

@@ -1,0 +1,170 @@
+"""The hot keys' counts from memory (store/recent.py) are the SQL scans' counts (store/history.py).
+
+Stored signups share a few values of every key, some dated in the past; the index loads every
+key, more signups arrive through its tail, and every history name of every probe is counted both
+ways. Where memory cannot tell, it must say so (None), never guess.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from verify.store import history as stored
+from verify.store.assessments import INSERT_ASSESSMENT, NewAssessment
+from verify.store.driver import pooled_driver
+from verify.store.recent import KINDS, RecentIndex, window_of
+from verify.store.stamps import ASSESSMENTS_STAMP, READ_STAMPS
+
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+WINDOWS = {"short": 3600, "medium": 86400, "long": 30 * 86400}
+CAP = 40
+
+
+def signup_keys(rng: random.Random) -> dict:
+    def maybe(values):
+        return rng.choice(values) if rng.random() < 0.9 else None
+
+    mailbox = rng.choice([f"m{n}@farm.test" for n in range(6)])
+    return {
+        "email": rng.choice([mailbox, mailbox.upper().replace("FARM.TEST", "farm.test")]),
+        "email_canonical": mailbox,
+        "email_domain": "farm.test",
+        "local_template": maybe(["a9", "a99"]),
+        "phone_e164": maybe([f"+1415555000{n}" for n in range(5)]),
+        "phone_block": maybe(["+1415555", "+1415556"]),
+        "ip": maybe(["45.61.160.1", "45.61.160.2"]),
+        "ip_network": maybe(["45.61.160.0/24"]),
+        "asn": maybe([64500, 64501]),
+        "device_id": maybe(["emu-1", "emu-2", "emu-3"]),
+        "payment_fingerprint": maybe(["card-1", "card-2"]),
+    }
+
+
+def stored_row(rng: random.Random, at: datetime) -> dict:
+    keys = signup_keys(rng)
+    row = NewAssessment(
+        id=str(uuid.uuid4()), created_at=at, occurred_at=at, verdict="allow", score=0, policy_version=1, api_key_id=None,
+        idempotency_key=None, request_hash=None, phone=keys["phone_e164"], country=None, user_agent=None, external_id=None,
+        metadata_=None, reasons=[], signals={}, **keys,
+    )
+    return row.values()
+
+
+def moments(rng: random.Random, count: int) -> list[datetime]:
+    # Most in the last day, some weeks back, a few at the same microsecond.
+    found = []
+    for _ in range(count):
+        back = rng.choice([rng.uniform(0, 3600), rng.uniform(0, 86400), rng.uniform(0, 40 * 86400)])
+        found.append(NOW - timedelta(seconds=round(back, 3)))
+    return found + found[:5]
+
+
+def sql_counts(driver, keys: dict, end: datetime) -> dict:
+    [rows] = driver.read([(stored.COUNTS, stored.counts_params(keys, email=keys["email"], windows=WINDOWS, end=end, cap=CAP))])
+    return stored.read_counts(rows, stored.counted_names(keys))
+
+
+FEEDBACK = ("INSERT INTO feedback (assessment_id, label, source, note, actor, created_at) "
+            "VALUES (:assessment_id, :label, 'challenge', NULL, 'test', :created_at)")
+
+
+def label_some(driver, rng: random.Random, rows: list[dict]) -> None:
+    """Feedback on a third of the rows, some of it given after the probes' ends, some twice."""
+    given = []
+    for row in rows:
+        if rng.random() < 0.33:
+            for _ in range(rng.choice([1, 1, 2])):
+                later = row["occurred_at"] + timedelta(minutes=rng.choice([1, 90, 3000]))
+                given.append({"assessment_id": row["id"], "label": rng.choice(["fraud", "legitimate"]), "created_at": later})
+    driver.write([(FEEDBACK, given)])
+
+
+def sql_samples(driver, keys: dict, end: datetime) -> dict:
+    [rows] = driver.read([(stored.REPUTATION, stored.reputation_params(keys, end=end, sample=SAMPLE))])
+    return stored.read_reputation(rows, stored.REPUTATION_COLUMNS, driver)
+
+
+SAMPLE = 12
+
+
+def round_trip(index: RecentIndex, driver, keys: dict) -> None:
+    batch, plan = index.statements(keys, cap=CAP)
+    stamps = dict(driver.read([(READ_STAMPS, {})])[0])
+    index.absorb(driver.read(batch) if batch else [], plan, cap=CAP, moment=driver.moment, stamp=stamps.get(ASSESSMENTS_STAMP, 0))
+
+
+def test_memory_counts_are_the_sql_counts(services):
+    rng = random.Random(7)
+    with pooled_driver(services.database.hot_engine) as driver:
+        first = [stored_row(rng, at) for at in moments(rng, 300)]
+        driver.write([(INSERT_ASSESSMENT, first)])
+        label_some(driver, rng, [{**row, "occurred_at": driver.moment(row["occurred_at"])} for row in first])
+        driver.commit()
+        index = RecentIndex()
+        probes = [signup_keys(rng) for _ in range(40)]
+        for keys in probes:  # every key wanted, then loaded at the next round trip that names it
+            index.wanted.update(key for key in index._signup_entries(keys))
+            round_trip(index, driver, keys)
+            round_trip(index, driver, keys)
+        assert len(index.entries) > 20
+        # More signups arrive after the loads: the tail brings them.
+        more = [stored_row(rng, at) for at in moments(rng, 200)]
+        driver.write([(INSERT_ASSESSMENT, more)])
+        label_some(driver, rng, [{**row, "occurred_at": driver.moment(row["occurred_at"])} for row in first + more])
+        driver.commit()
+        answered = sampled = 0
+        for keys in probes:
+            round_trip(index, driver, keys)
+            for end in (NOW + timedelta(seconds=1), NOW - timedelta(hours=2), NOW - timedelta(days=20)):
+                expected = sql_counts(driver, keys, end)
+                window = window_of(stored.window_starts(WINDOWS, end), end, CAP)
+                for name in index.kept(keys):
+                    found = index.counts(name, keys, window, email=keys["email"])
+                    if found is not None:
+                        answered += 1
+                        assert found == expected[name], (name, end, keys)
+                samples = sql_samples(driver, keys, end)
+                for column in index.kept_columns(keys, stored.REPUTATION_COLUMNS):
+                    found = index.reputation(column, keys, end=end, sample=SAMPLE)
+                    if found is not None:
+                        sampled += 1
+                        assert found == samples[column], (column, end, keys)
+        assert answered > 300 and sampled > 60
+
+
+def test_a_key_dated_before_its_kept_rows_is_left_to_sql(services):
+    rng = random.Random(3)
+    keys = signup_keys(rng) | {"ip": "198.51.100.7"}
+    rows = []
+    for n in range(3 * CAP):  # more than the index keeps (2 × cap) of one key
+        row = stored_row(rng, NOW - timedelta(minutes=n))
+        row["ip"] = "198.51.100.7"
+        rows.append(row)
+    with pooled_driver(services.database.hot_engine) as driver:
+        driver.write([(INSERT_ASSESSMENT, rows)])
+        driver.commit()
+        index = RecentIndex()
+        index.wanted.add(("ip", "198.51.100.7"))
+        round_trip(index, driver, keys)
+        round_trip(index, driver, keys)
+        assert ("ip", "198.51.100.7") in index.entries
+        recent_end = NOW + timedelta(seconds=1)
+        recent = index.counts("ip", keys, window_of(stored.window_starts(WINDOWS, recent_end), recent_end, CAP), email="")
+        assert recent == sql_counts(driver, keys, recent_end)["ip"] == {"short": 40, "medium": 40, "long": 40}
+        old_end = NOW - timedelta(minutes=2 * CAP + 30)  # only rows older than those kept count then
+        assert index.counts("ip", keys, window_of(stored.window_starts(WINDOWS, old_end), old_end, CAP), email="") is None
+
+
+def test_erasure_drops_what_the_index_keeps(client, services, admin_headers, assess_headers):
+    body = {"email": "erase.me@farm-mail.test", "ip": "203.0.113.9"}
+    for n in range(3):
+        assert client.post("/v1/assessments", json={**body, "email": f"e{n}@farm-mail.test"}, headers=assess_headers).status_code == 201
+    recent = services.assessor.recent
+    recent.wanted.add(("ip", "203.0.113.9"))
+    assert client.post("/v1/assessments", json=body, headers=assess_headers).status_code == 201
+    assert ("ip", "203.0.113.9") in recent.entries
+    assert client.post("/v1/erasure", json={"email": "e0@farm-mail.test"}, headers=admin_headers).status_code == 200
+    answer = client.post("/v1/assessments", json={**body, "email": "after@farm-mail.test"}, headers=assess_headers).get_json()
+    assert answer["signals"]["history"]["counts"]["ip"]["long"] == 3  # four stored, one erased
