@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verify.store.database import SQLITE_BUSY_TIMEOUT_MS
+from verify.store.database import SQLITE_BUSY_TIMEOUT_MS, _sqlite_pragmas
 from verify.store.driver import UniqueViolation
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,9 @@ def _frame(value: Any) -> bytes:
 
 
 def connect_database(path: str, synchronous: str) -> sqlite3.Connection:
-    """The writer's connection, with the pragmas of store/database.py; transactions explicit."""
+    """The writer's connection, with the pragmas of every other (store/database.py); transactions explicit."""
     connection = sqlite3.connect(path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
-    connection.execute("PRAGMA foreign_keys=ON")
-    connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    _sqlite_pragmas(synchronous)(connection, None)
     return connection
 
 
