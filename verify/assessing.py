@@ -67,6 +67,19 @@ class Judged:
     earlier: tuple[str, str] | None
 
 
+@dataclass(frozen=True)
+class Read:
+    """What the read round trip brought, with the copies it was read against."""
+
+    snapshot: Snapshot
+    signals: Signals
+    counted: dict[str, Any]  # the keys history is read by
+    rows: list[list[tuple]]
+    counts: dict[str, dict[str, int]]
+    samples: dict[str, list]  # the hot keys' reputation samples, from memory
+    stamps: dict[str, int]
+
+
 class Assessor:
     def __init__(
         self,
@@ -226,25 +239,25 @@ class Assessor:
                 counts[name] = found
         return {name: counts[name] for name in names}
 
-    def kept_evidence(self, counted: dict[str, Any], policy: Policy, *, at: datetime, memory: set[str]) -> dict[str, list] | None:
+    def kept_samples(self, counted: dict[str, Any], policy: Policy, *, at: datetime, columns: set[str]) -> dict[str, list] | None:
         """The reputation samples of the hot keys, from this process's recent rows; None when they cannot tell."""
         sample = int(policy.limits["reputation_sample"])
         found = {}
         for column in stored.REPUTATION_COLUMNS:
-            if column in memory:
+            if column in columns:
                 found[column] = self.recent.reputation(column, counted, end=at, sample=sample)
                 if found[column] is None:
                     return None
         return found
 
-    def history_signal(self, rows: list[list[tuple]], counts: dict[str, dict[str, int]], evidence_kept: dict[str, list],
+    def history_signal(self, rows: list[list[tuple]], counts: dict[str, dict[str, int]], samples: dict[str, list],
                        counted: dict[str, Any], keys: Keys, policy: Policy, *, at: datetime, driver: Driver) -> dict[str, Any]:
         """Earlier signups per key, with first-seen and reputation: what signals["history"] holds."""
         limits = policy.limits
         spans, cap = history.windows(limits), int(limits["count_cap"])
         domain_first_seen = driver.moment(rows[2][0][0]) if rows[2] else None
         columns = tuple(column for _, column in self.REPUTATION_KEYS if counted.get(column) is not None)
-        evidence = {**stored.read_reputation(rows[3], columns, driver), **evidence_kept}
+        evidence = {**stored.read_reputation(rows[3], columns, driver), **samples}
         record = {
             name: history.reputation(evidence[column], at=at, limits=limits)
             for name, column in self.REPUTATION_KEYS
@@ -274,6 +287,45 @@ class Assessor:
             "reputation": record,
         }
 
+    def read_evidence(self, signup: Signup, gathered: Signals, keys: Keys, *, driver: Driver, session: Callable[[], Session],
+                      now: datetime, earlier_of: tuple[int, str] | None, stages: Stages) -> Read:
+        """The lists' verdicts and the one read round trip, with the copies as of the stamps it read.
+
+        When a stamp moved (an admin changed something) the copies are renewed and the round trip
+        made again; when the hot keys' kept rows cannot tell, it is made again by SQL alone. The
+        fourth try takes what it reads.
+        """
+        stamps = self.snapshots.seen_stamps or dict(driver.read([(READ_STAMPS, {})])[0])
+        by_sql_only = False
+        for attempt in range(4):
+            last = attempt == 3
+            snapshot = self.snapshots.at(stamps, session)
+            matches = self.match_lists(gathered, keys, snapshot.lists, now=now)
+            mx = self.mail_exchange(keys.email_domain, matches) if keys.email_domain else None
+            signals = self.with_lists(gathered, matches, mx=mx)
+            stages.mark("lists")
+            counted = self.counted_keys(signals, keys)
+            cap = int(snapshot.policy.limits["count_cap"])
+            names, columns = (set(), set()) if by_sql_only or last else self.recent.kept(counted, stored.REPUTATION_COLUMNS)
+            recent_batch, plan = self.recent.statements(counted, cap=cap)
+            evidence = self.evidence_batch(counted, keys, snapshot.policy, at=signup.occurred_at, earlier_of=earlier_of,
+                                          skip=names, skip_columns=columns)
+            rows = driver.read(evidence + recent_batch)
+            stages.mark("history")
+            current = dict(rows[0])
+            if not self.snapshots.fresh(current) and not last:
+                stamps = current
+                continue
+            self.recent.absorb(rows[len(evidence):], plan, cap=cap, moment=driver.moment, stamp=current.get(ASSESSMENTS_STAMP, 0))
+            counts = self.read_counts(counted, keys, snapshot.policy, rows, at=signup.occurred_at, memory=names)
+            samples = self.kept_samples(counted, snapshot.policy, at=signup.occurred_at, columns=columns)
+            if counts is not None and samples is not None:
+                break
+            by_sql_only = True
+        self.recent.notice(counts, counted)
+        self.snapshots.seen_stamps = current
+        return Read(snapshot, signals, counted, rows, counts, samples, current)
+
     # -- the whole assessment ----------------------------------------------------------
 
     def judge_signup(
@@ -299,39 +351,12 @@ class Assessor:
         keys = identity.signup_keys(gathered, device_id=signup.device_id, payment_fingerprint=signup.payment_fingerprint)
         stages.mark("gather")
         earlier_of = (api_key_id, idempotency_key) if idempotency_key is not None and api_key_id is not None else None
-        stamps = self.snapshots.seen_stamps or dict(driver.read([(READ_STAMPS, {})])[0])
-        by_sql_only = False
-        for attempt in range(4):
-            last = attempt == 3  # then with what was read, fresh or not, and without the kept rows
-            snapshot = self.snapshots.at(stamps, session)
-            matches = self.match_lists(gathered, keys, snapshot.lists, now=now)
-            mx = self.mail_exchange(keys.email_domain, matches) if keys.email_domain else None
-            signals = self.with_lists(gathered, matches, mx=mx)
-            stages.mark("lists")
-            counted = self.counted_keys(signals, keys)
-            cap = int(snapshot.policy.limits["count_cap"])
-            memory = set() if by_sql_only or last else self.recent.kept(counted)
-            memory_columns = set() if by_sql_only or last else self.recent.kept_columns(counted, stored.REPUTATION_COLUMNS)
-            recent_batch, plan = self.recent.statements(counted, cap=cap)
-            evidence = self.evidence_batch(counted, keys, snapshot.policy, at=signup.occurred_at, earlier_of=earlier_of,
-                                          skip=memory, skip_columns=memory_columns)
-            rows = driver.read(evidence + recent_batch)
-            stages.mark("history")
-            current = dict(rows[0])
-            if not self.snapshots.fresh(current) and not last:
-                stamps = current  # something changed since: renew the copies and read again
-                continue
-            self.recent.absorb(rows[len(evidence):], plan, cap=cap, moment=driver.moment, stamp=current.get(ASSESSMENTS_STAMP, 0))
-            counts = self.read_counts(counted, keys, snapshot.policy, rows, at=signup.occurred_at, memory=memory)
-            evidence_kept = self.kept_evidence(counted, snapshot.policy, at=signup.occurred_at, memory=memory_columns)
-            if counts is not None and evidence_kept is not None:
-                break
-            by_sql_only = True  # the kept rows could not tell (a backdated signup, an erasure): ask SQL
-        self.recent.notice(counts, counted)
-        self.snapshots.seen_stamps = current
-        earlier = rows[4][0] if rows[4] else None
-        signals["history"] = self.history_signal(rows, counts, evidence_kept, counted, keys, snapshot.policy, at=signup.occurred_at,
-                                                 driver=driver)
+        read = self.read_evidence(signup, gathered, keys, driver=driver, session=session, now=now, earlier_of=earlier_of,
+                                  stages=stages)
+        snapshot, signals = read.snapshot, read.signals
+        earlier = read.rows[4][0] if read.rows[4] else None
+        signals["history"] = self.history_signal(read.rows, read.counts, read.samples, read.counted, keys, snapshot.policy,
+                                                 at=signup.occurred_at, driver=driver)
         decision = judge(signals, snapshot.policy)
         stages.mark("judge")
         row = NewAssessment(
@@ -365,7 +390,7 @@ class Assessor:
             reasons=[reason.as_dict() for reason in decision.reasons],
             signals=signals,
         )
-        return Judged(row=row, snapshot=snapshot, stamps=current, earlier=earlier)
+        return Judged(row=row, snapshot=snapshot, stamps=read.stamps, earlier=earlier)
 
     @staticmethod
     def record(judged: Judged, *, driver: Driver, deliveries: list[dict[str, Any]]) -> None:

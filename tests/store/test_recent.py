@@ -120,13 +120,13 @@ def test_memory_counts_are_the_sql_counts(services):
             for end in (NOW + timedelta(seconds=1), NOW - timedelta(hours=2), NOW - timedelta(days=20)):
                 expected = sql_counts(driver, keys, end)
                 window = window_of(stored.window_starts(WINDOWS, end), end, CAP)
-                for name in index.kept(keys):
+                for name in index.kept(keys, ())[0]:
                     found = index.counts(name, keys, window, email=keys["email"])
                     if found is not None:
                         answered += 1
                         assert found == expected[name], (name, end, keys)
                 samples = sql_samples(driver, keys, end)
-                for column in index.kept_columns(keys, stored.REPUTATION_COLUMNS):
+                for column in index.kept(keys, stored.REPUTATION_COLUMNS)[1]:
                     found = index.reputation(column, keys, end=end, sample=SAMPLE)
                     if found is not None:
                         sampled += 1

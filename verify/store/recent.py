@@ -239,18 +239,12 @@ class RecentIndex:
 
     # -- counting ----------------------------------------------------------------------
 
-    def kept(self, counted: Mapping[str, Any]) -> set[str]:
-        """The history names this signup's counts can come from memory for."""
+    def kept(self, counted: Mapping[str, Any], columns: tuple[str, ...]) -> tuple[set[str], set[str]]:
+        """The history names whose counts, and of these key columns those whose reputation sample,
+        this signup can have from memory."""
         with self._lock:
-            return self._kept(counted)
-
-    def _kept(self, counted: Mapping[str, Any]) -> set[str]:
-        names = set()
-        for name, (column, _) in KINDS.items():
-            key = entry_key(column, counted)
-            if key is not None and key in self.entries:
-                names.add(name)
-        return names
+            held = {column for column in COLUMNS if (key := entry_key(column, counted)) is not None and key in self.entries}
+        return {name for name, (column, _) in KINDS.items() if column in held}, held & set(columns)
 
     def counts(self, name: str, counted: Mapping[str, Any], window: Window, *, email: str) -> dict[str, int] | None:
         """The capped counts per window of one history name, or None when the kept rows cannot tell."""
@@ -314,11 +308,6 @@ class RecentIndex:
             else:
                 counts[window_name] = hi - first - values[first:hi].count(own)
         return {"long": counts["long"]} if name == "email_variants" else counts
-
-    def kept_columns(self, counted: Mapping[str, Any], columns: tuple[str, ...]) -> set[str]:
-        """Of these key columns, those this signup's reputation sample can come from memory for."""
-        with self._lock:
-            return {column for column in columns if (key := entry_key(column, counted)) is not None and key in self.entries}
 
     def reputation(self, column: str, counted: Mapping[str, Any], *, end: datetime, sample: int) -> list[tuple] | None:
         """(occurred_at, verdict, latest label by `end`) of the key's `sample` newest signups before
