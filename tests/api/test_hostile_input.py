@@ -180,3 +180,11 @@ def test_large_but_finite_numbers_in_metadata_are_stored(client, assess_headers)
     response = client.post(SIGNUP, data=raw, content_type="application/json", headers=assess_headers)
     assert response.status_code == 201
     assert response.get_json()["request"]["metadata"] == {"x": 1e300, "y": -2.5}
+
+
+def test_metadata_with_an_integer_past_64_bits_is_stored_as_sent(client, assess_headers):
+    metadata = {"big": 2**70, "small": -(2**65), "nested": [2**64]}
+    answer = client.post("/v1/assessments", json={"email": "big.numbers@example-mail.com", "metadata": metadata}, headers=assess_headers)
+    assert answer.status_code == 201
+    stored = client.get(f"/v1/assessments/{answer.get_json()['id']}", headers=assess_headers).get_json()
+    assert stored["request"]["metadata"] == metadata

@@ -10,6 +10,7 @@ connection after a few uses, so planning is paid once per connection, not per re
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -56,8 +57,12 @@ def _sqlite_text_moment(text: str) -> datetime:
 
 
 def json_text(value: Any) -> str:
-    """A JSON column's text (orjson: about ten times json.dumps on an assessment's signals)."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    """A JSON column's text (orjson: about ten times json.dumps on an assessment's signals);
+    what orjson refuses (an integer past 64 bits in a caller's metadata) goes through json."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass

@@ -48,19 +48,19 @@ class Assessment(SQLModel, table=True):
 
     __tablename__ = "assessments"
     # The (key, occurred_at) indexes serve the history scans (store/history.py); a distinct
-    # count's second column rides in its index, and the reputation keys' carry `seq`, the
-    # sample's tie-break (migration 0007).
+    # count's second column rides in its index, and the reputation keys' carry `seq` (the
+    # sample's tie-break), the verdict and the id: the sample is read from the index alone (migration 0007).
     __table_args__ = (
         sa.UniqueConstraint("api_key_id", "idempotency_key", name="uq_assessments_idempotency"),
         sa.Index("ix_assessments_email_canonical_at", "email_canonical", "occurred_at", "email"),
-        sa.Index("ix_assessments_email_domain_at", "email_domain", "occurred_at", "seq"),
+        sa.Index("ix_assessments_email_domain_at", "email_domain", "occurred_at", "seq", "verdict", "id"),
         sa.Index("ix_assessments_local_template_at", "local_template", "email_domain", "occurred_at"),
         sa.Index("ix_assessments_phone_at", "phone_e164", "occurred_at", "email_canonical"),
         sa.Index("ix_assessments_phone_block_at", "phone_block", "occurred_at", "phone_e164"),
         sa.Index("ix_assessments_ip_at", "ip", "occurred_at"),
-        sa.Index("ix_assessments_ip_network_at", "ip_network", "occurred_at", "seq"),
-        sa.Index("ix_assessments_asn_at", "asn", "occurred_at", "seq"),
-        sa.Index("ix_assessments_device_at", "device_id", "occurred_at", "seq", "email_canonical"),
+        sa.Index("ix_assessments_ip_network_at", "ip_network", "occurred_at", "seq", "verdict", "id"),
+        sa.Index("ix_assessments_asn_at", "asn", "occurred_at", "seq", "verdict", "id"),
+        sa.Index("ix_assessments_device_at", "device_id", "occurred_at", "seq", "email_canonical", "verdict", "id"),
         sa.Index("ix_assessments_payment_at", "payment_fingerprint", "occurred_at", "email_canonical"),
     )
 

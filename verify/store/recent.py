@@ -28,7 +28,7 @@ from typing import Any
 
 from verify.store.tail import Tail
 
-HOT_AT = 64  # a key with this many signups in the long window is kept in memory
+HOT_AT = 256  # a key with this many signups in the long window is kept in memory (a shorter walk costs SQL little)
 MAX_KEYS = 256  # hot keys kept per process, least recently used dropped first
 KEEP_FACTOR = 2  # rows kept per key: this many times the count cap
 MAX_LABELS = 200_000  # feedback labels kept; more and everything kept starts over
