@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from verify.store import history as stored
 from verify.store.assessments import INSERT_ASSESSMENT, NewAssessment
 from verify.store.driver import pooled_driver
-from verify.store.recent import KINDS, RecentIndex, window_of
+from verify.store.recent import HOT_AT, RecentIndex, window_of
 from verify.store.stamps import ASSESSMENTS_STAMP, READ_STAMPS
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -168,3 +168,12 @@ def test_erasure_drops_what_the_index_keeps(client, services, admin_headers, ass
     assert client.post("/v1/erasure", json={"email": "e0@farm-mail.test"}, headers=admin_headers).status_code == 200
     answer = client.post("/v1/assessments", json={**body, "email": "after@farm-mail.test"}, headers=assess_headers).get_json()
     assert answer["signals"]["history"]["counts"]["ip"]["long"] == 3  # four stored, one erased
+
+
+def test_a_key_the_scans_find_busy_is_wanted_and_a_quiet_one_is_not():
+    index = RecentIndex()
+    keys = {"ip_network": "45.61.160.0/24", "email_domain": "farm.test", "local_template": "a9", "phone_e164": "+14155550001"}
+    index.notice({"ip_network": {"short": 3, "medium": 90, "long": HOT_AT},
+                  "local_template": {"short": 0, "medium": 0, "long": HOT_AT - 1},
+                  "phone": {"short": 1, "medium": 1, "long": 1}}, keys)
+    assert index.wanted == {("ip_network", "45.61.160.0/24")}
