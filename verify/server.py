@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -109,6 +110,10 @@ def _worker_init(worker: Any) -> None:
     path = os.environ.get(group_commit.SOCKET_ENV)
     if path and worker.wsgi.extensions["verify"].settings.sqlite_group_commit:
         driver.writer = group_commit.Client(path)  # this worker's assessments commit in the writer
+    # The app, its reference data and its caches are built now and live as long as the worker:
+    # out of the collector's sight, a full collection no longer walks them (it paused a request
+    # for 15 to 73 ms every few thousand assessments).
+    gc.freeze()
 
 
 def metrics_directory() -> str:

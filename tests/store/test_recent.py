@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from verify.store import history as stored
 from verify.store.assessments import INSERT_ASSESSMENT, NewAssessment
 from verify.store.driver import pooled_driver
+from verify.store import recent
 from verify.store.recent import HOT_AT, RecentIndex, window_of
 from verify.store.stamps import ASSESSMENTS_STAMP, READ_STAMPS
 
@@ -177,3 +178,16 @@ def test_a_key_the_scans_find_busy_is_wanted_and_a_quiet_one_is_not():
                   "local_template": {"short": 0, "medium": 0, "long": HOT_AT - 1},
                   "phone": {"short": 1, "medium": 1, "long": 1}}, keys)
     assert index.wanted == {("ip_network", "45.61.160.0/24")}
+
+
+def test_a_full_set_takes_a_new_key_only_in_place_of_an_idle_one(monkeypatch):
+    monkeypatch.setattr(recent, "MAX_KEYS", 2)
+    index = RecentIndex()
+    index.entries[("ip", "192.0.2.1")] = recent.Entry(keep=10)
+    index.entries[("ip", "192.0.2.2")] = recent.Entry(keep=10)
+    index.assessments.watermark = index.feedback.watermark = 0
+    newcomer = {"ip": "192.0.2.3"}
+    index.wanted.add(("ip", "192.0.2.3"))
+    assert index.statements(newcomer, cap=5)[1].loads == []  # both in use: the newcomer stays in SQL
+    index.entries[("ip", "192.0.2.1")].used -= recent.IDLE_SECONDS + 1
+    assert index.statements(newcomer, cap=5)[1].loads == [("ip", "192.0.2.3")]

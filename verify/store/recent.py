@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ from verify.store.tail import Tail
 
 HOT_AT = 256  # a key with this many signups in the long window is kept in memory (a shorter walk costs SQL little)
 MAX_KEYS = 256  # hot keys kept per process, least recently used dropped first
+# A full set takes a new key only in place of one unused this long: with more busy keys than
+# places the rest stay in SQL, instead of every request loading one and dropping another.
+IDLE_SECONDS = 60.0
 KEEP_FACTOR = 2  # rows kept per key: this many times the count cap
 MAX_LABELS = 200_000  # feedback labels kept; more and everything kept starts over
 
@@ -105,6 +109,7 @@ class Entry:
     verdicts: list[str] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
     floor: int = COMPLETE
+    used: float = field(default_factory=time.monotonic)  # when a count or sample last came from it
 
     def add(self, seq: int, at: int, assessment_id: str, verdict: str, value: Any) -> None:
         if seq in self.seen:
@@ -167,6 +172,7 @@ class RecentIndex:
         """The tails (once anything is kept) and the loads of wanted keys this signup names."""
         with self._lock:
             loads = [key for key in self._signup_entries(counted) if key in self.wanted and key not in self.entries]
+            loads = loads[:self._places()]
             tailing = bool(self.entries or loads)
             batch = [self.assessments.statement(), self.feedback.statement()] if tailing else []
             for key in loads:
@@ -175,6 +181,14 @@ class RecentIndex:
                     params["domain"] = key[2]
                 batch += [(LOADS[key[0]], params), (LOAD_LABELS[key[0]], params)]
             return batch, Plan(tailing, self.assessments.watermark, self.feedback.watermark, loads)
+
+    def _places(self) -> int:
+        """How many keys may be loaded now: the free places, or the place of one idle entry."""
+        free = MAX_KEYS - len(self.entries)
+        if free > 0:
+            return free
+        least_recent = next(iter(self.entries.values()))
+        return 1 if time.monotonic() - least_recent.used > IDLE_SECONDS else 0
 
     def absorb(self, results: list[list[tuple]], plan: Plan, *, cap: int, moment: Any, stamp: int) -> None:
         """Apply what the round trip brought: the tails, then the loaded keys."""
@@ -258,6 +272,7 @@ class RecentIndex:
         if entry is None:
             return None
         self.entries.move_to_end(key)
+        entry.used = time.monotonic()
         times, end, cap = entry.times, window.end, window.cap
         hi = bisect.bisect_left(times, end)
         if name in ("phone", "phone_block", "device", "payment", "email_variants"):
@@ -320,6 +335,7 @@ class RecentIndex:
             hi = bisect.bisect_left(entry.times, until)
             if not entry.complete_below(hi, sample):
                 return None
+            entry.used = time.monotonic()
             evidence = []
             for index in range(hi - 1, max(hi - sample, 0) - 1, -1):
                 moment = EPOCH + entry.times[index] * MICROSECOND
