@@ -215,7 +215,7 @@ class RecentIndex:
         for position, key in enumerate(plan.loads):
             rows, labels = loaded[2 * position], loaded[2 * position + 1]
             entry = Entry(keep=KEEP_FACTOR * cap)
-            for seq, occurred_at, assessment_id, verdict, value in rows:
+            for seq, occurred_at, assessment_id, verdict, value in reversed(rows):  # oldest first: appended, not inserted
                 entry.add(seq, epoch(moment(occurred_at)), assessment_id, verdict, value)
             if len(rows) >= entry.keep:  # not the whole history of the key: complete above its oldest
                 entry.floor = entry.times[0] + 1
