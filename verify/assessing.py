@@ -94,7 +94,6 @@ class Assessor:
         self.snapshots = snapshots
         self.geoip = geoip or GeoIP.unconfigured()
         self.recent = RecentIndex()  # this process's rows of the hot history keys
-        self.judged = 0  # signups this process judged: every STATISTICS_EVERY, the statistics are checked
 
     # -- gathering (no database, no DNS) ---------------------------------------------------
 
@@ -196,8 +195,6 @@ class Assessor:
         return {**signals, "email": email, "ip": ip, "lists": shown}
 
     # -- history: one round trip with the stamps ------------------------------------------
-
-    STATISTICS_EVERY = 1000
 
     # Reputation is kept per key of these columns; free-mail and relay domains have none.
     REPUTATION_KEYS = (("email_domain", "email_domain"), ("ip_network", "ip_network"), ("asn", "asn"), ("device", "device_id"))
@@ -406,12 +403,6 @@ class Assessor:
         if deliveries:
             batch.append((INSERT_DELIVERY, deliveries))
         driver.write(batch)
-
-    def check_statistics(self, driver: Driver) -> None:
-        """Every STATISTICS_EVERY signups, make sure PostgreSQL has statistics to plan the history by."""
-        self.judged += 1
-        if self.judged % self.STATISTICS_EVERY == 0:
-            stored.ensure_statistics(driver)
 
     def assess(self, signup: Signup, *, session: Session, now: datetime, deliveries: Callable[[Judged], list] | None = None) -> NewAssessment:
         """Judge one signup and store it in `session`'s transaction (uncommitted): the CLI's way."""

@@ -115,7 +115,6 @@ def create():
                 driver.rollback()
                 if attempt:
                     raise Conflict("the signup collided with a concurrent one; retry") from None
-        assessor.check_statistics(driver)
     metrics.record_assessment(judged.row.verdict, (reason["code"] for reason in judged.row.reasons))
     headers = {"Server-Timing": stages.header()} if stages.enabled else {}
     return shown, 201, headers

@@ -133,19 +133,3 @@ def read_reputation(rows: list[tuple], columns: tuple[str, ...], driver: Driver)
         if column in evidence:
             evidence[column].append((driver.moment(occurred_at), verdict, label))
     return evidence
-
-
-# PostgreSQL plans the history statements once per connection (generic plans). A plan made on
-# a table never analysed can walk the plain `occurred_at` index and filter (equal costs, no
-# statistics) until autovacuum's first ANALYZE, up to a minute away: the service analyses it
-# itself as soon as it has rows, and PostgreSQL then plans again.
-NEVER_ANALYSED = "SELECT reltuples < 0 FROM pg_class WHERE oid = 'assessments'::regclass"
-
-
-def ensure_statistics(driver: Driver) -> bool:
-    """Analyse the assessments table if it never was (PostgreSQL); True when it did."""
-    if not driver.postgres or not driver.read([(NEVER_ANALYSED, {})])[0][0][0]:
-        return False
-    driver.connection.execute("ANALYZE assessments")
-    return True
-
