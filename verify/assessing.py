@@ -217,7 +217,7 @@ class Assessor:
             (READ_STAMPS, {}),
             (stored.COUNTS, stored.counts_params(counted, email=keys.email or "", windows=history.windows(limits), end=at,
                                                  cap=int(limits["count_cap"]), skip=skip)),
-            (stored.FIRST_SEEN, {"email_domain": counted["email_domain"], "end": at}),
+            (stored.FIRST_SEEN, {"email_domain": counted["email_domain"], "first": stored.FIRST_MOMENT, "end": at}),
             (stored.REPUTATION, stored.reputation_params(counted, end=at, sample=int(limits["reputation_sample"]), skip=skip_columns)),
             (FIND_IDEMPOTENT, {"api_key_id": earlier_of[0] if earlier_of else None,
                                "idempotency_key": earlier_of[1] if earlier_of else None}),

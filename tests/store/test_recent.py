@@ -191,3 +191,8 @@ def test_a_full_set_takes_a_new_key_only_in_place_of_an_idle_one(monkeypatch):
     assert index.statements(newcomer, cap=5)[1].loads == []  # both in use: the newcomer stays in SQL
     index.entries[("ip", "192.0.2.1")].used -= recent.IDLE_SECONDS + 1
     assert index.statements(newcomer, cap=5)[1].loads == [("ip", "192.0.2.3")]
+
+
+def test_the_counts_statement_stays_cacheable():
+    # psycopg caches and prepares no statement over 4,096 bytes or 50 parameters.
+    assert len(stored.COUNTS.encode()) < 4096

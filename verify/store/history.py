@@ -14,7 +14,7 @@ and 50 parameters) serves every signup and is prepared once per connection.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from verify.store.driver import Driver
@@ -23,47 +23,67 @@ WINDOW_NAMES = ("short", "medium", "long")
 
 # name -> (the WHERE of its scan, the column counted distinct or None, the parameters it needs)
 HISTORY_KEYS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
-    "email_canonical": ("email_canonical = :email_canonical", None, ("email_canonical",)),
+    "email_canonical": ("email_canonical", None, ("email_canonical",)),
     # Case is how people type, not how farms alias: only another spelling counts as a variant.
     # `email` is stored normalised (identity.email_key), so plain inequality agrees on both databases.
-    "email_variants": ("email_canonical = :email_canonical AND email <> :email", None, ("email_canonical",)),
-    "email_domain": ("email_domain = :email_domain", None, ("email_domain",)),
-    "local_template": ("local_template = :local_template AND email_domain = :template_domain", None, ("local_template", "email_domain")),
+    "email_variants": ("email_canonical", None, ("email_canonical",)),
+    "email_domain": ("email_domain", None, ("email_domain",)),
+    "local_template": ("local_template, email_domain", None, ("local_template", "email_domain")),
     # A phone, device or card is counted by the other mailboxes it signed up, a block by its other numbers.
-    "phone": ("phone_e164 = :phone_e164 AND coalesce(email_canonical, '') <> :other_mailbox", "email_canonical", ("phone_e164",)),
-    "phone_block": ("phone_block = :phone_block AND coalesce(phone_e164, '') <> :other_number", "phone_e164", ("phone_block",)),
-    "ip": ("ip = :ip", None, ("ip",)),
-    "ip_network": ("ip_network = :ip_network", None, ("ip_network",)),
-    "asn": ("asn = :asn", None, ("asn",)),
-    "device": ("device_id = :device_id AND coalesce(email_canonical, '') <> :other_mailbox", "email_canonical", ("device_id",)),
-    "payment": ("payment_fingerprint = :payment_fingerprint AND coalesce(email_canonical, '') <> :other_mailbox", "email_canonical",
-                ("payment_fingerprint",)),
+    "phone": ("phone_e164", "email_canonical", ("phone_e164",)),
+    "phone_block": ("phone_block", "phone_e164", ("phone_block",)),
+    "ip": ("ip", None, ("ip",)),
+    "ip_network": ("ip_network", None, ("ip_network",)),
+    "asn": ("asn", None, ("asn",)),
+    "device": ("device_id", "email_canonical", ("device_id",)),
+    "payment": ("payment_fingerprint", "email_canonical", ("payment_fingerprint",)),
 }
+# The parameters each scan's key is bound to, in its index's order.
+KEY_PARAMS = {"email_canonical": ":email_canonical", "email_variants": ":email_canonical", "email_domain": ":email_domain",
+              "local_template": ":local_template, :template_domain", "phone": ":phone_e164", "phone_block": ":phone_block",
+              "ip": ":ip", "ip_network": ":ip_network", "asn": ":asn", "device": ":device_id", "payment": ":payment_fingerprint"}
+# What a scan leaves out: another spelling only, other mailboxes, other numbers.
+SCAN_FILTER = {"email_variants": "email <> :email", "phone": "coalesce(email_canonical, '') <> :other_mailbox",
+               "phone_block": "coalesce(phone_e164, '') <> :other_number",
+               "device": "coalesce(email_canonical, '') <> :other_mailbox",
+               "payment": "coalesce(email_canonical, '') <> :other_mailbox"}
 KEY_COLUMNS = ("email_canonical", "email_domain", "local_template", "phone_e164", "phone_block", "ip", "ip_network", "asn",
                "device_id", "payment_fingerprint")
 
 
 def _scan(name: str) -> str:
-    where, distinct, _ = HISTORY_KEYS[name]
+    # The key and the window as one row-value range over the key's (key, occurred_at) index:
+    # no other index can serve it, not even the plain `occurred_at` one, which a generic plan
+    # made while the table was empty had walked for the `ip` scan.
+    key, distinct, _ = HISTORY_KEYS[name]
+    params = KEY_PARAMS[name]
     counted = "DISTINCT v" if distinct else "*"
     if name == "email_variants":  # shown for the long window only
         windows = "NULL, NULL, count(*)"
     else:
-        windows = f"count({counted}) FILTER (WHERE t >= :short), count({counted}) FILTER (WHERE t >= :medium), count({counted})"
+        windows = f"count({counted}) FILTER(WHERE t>=:short), count({counted}) FILTER(WHERE t>=:medium), count({counted})"
+    where = f"({key}, occurred_at) >= ({params}, :long) AND ({key}, occurred_at) < ({params}, :end)"
+    if name in SCAN_FILTER:
+        where += f" AND {SCAN_FILTER[name]}"
+    order = ", ".join(f"{column.strip()} DESC" for column in key.split(","))
     return (f"SELECT '{name}', {windows} FROM (SELECT occurred_at AS t, {distinct or 'NULL'} AS v FROM assessments "
-            f"WHERE {where} AND occurred_at >= :long AND occurred_at < :end ORDER BY occurred_at DESC LIMIT :cap) AS recent")
+            f"WHERE {where} ORDER BY {order}, occurred_at DESC LIMIT :cap) r")
 
 
+# Under 4 KB and 50 parameters: psycopg caches and prepares no statement beyond either.
 COUNTS = "\nUNION ALL ".join(_scan(name) for name in HISTORY_KEYS)
 
-FIRST_SEEN = ("SELECT occurred_at FROM assessments WHERE email_domain = :email_domain AND occurred_at < :end "
-              "ORDER BY occurred_at LIMIT 1")
+# The same row-value ranges, from the first moment a column can hold (FIRST_MOMENT).
+FIRST_SEEN = ("SELECT occurred_at FROM assessments WHERE (email_domain, occurred_at) >= (:email_domain, :first) "
+              "AND (email_domain, occurred_at) < (:email_domain, :end) ORDER BY email_domain, occurred_at LIMIT 1")
+FIRST_MOMENT = datetime(1, 1, 1, tzinfo=timezone.utc)
 
 
 def _recent(column: str) -> str:
     # seq breaks ties in arrival order, so both databases sample the same signups.
     return (f"SELECT * FROM (SELECT '{column}' AS k, id, occurred_at, verdict FROM assessments "
-            f"WHERE {column} = :{column} AND occurred_at < :end ORDER BY occurred_at DESC, seq DESC LIMIT :sample) AS r_{column}")
+            f"WHERE ({column}, occurred_at) >= (:{column}, :first) AND ({column}, occurred_at) < (:{column}, :end) "
+            f"ORDER BY {column} DESC, occurred_at DESC, seq DESC LIMIT :sample) AS r_{column}")
 
 
 REPUTATION_COLUMNS = ("email_domain", "ip_network", "asn", "device_id")
@@ -123,7 +143,7 @@ def read_counts(rows: list[tuple], names: tuple[str, ...]) -> dict[str, dict[str
 def reputation_params(values: Mapping[str, Any], *, end: datetime, sample: int, skip: set[str] = frozenset()) -> dict[str, Any]:
     """The REPUTATION parameters; the key columns in `skip` are not sampled (their sample is known otherwise)."""
     return {**{column: None if column in skip else values.get(column) for column in REPUTATION_COLUMNS}, "end": end,
-            "sample": sample}
+            "first": FIRST_MOMENT, "sample": sample}
 
 
 def read_reputation(rows: list[tuple], columns: tuple[str, ...], driver: Driver) -> dict[str, list[tuple[datetime, str, str | None]]]:
