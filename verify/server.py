@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -139,27 +140,13 @@ def delivery_hooks(settings: Settings) -> dict[str, Any]:
     child: dict[str, int] = {}
 
     def when_ready(arbiter: Any) -> None:
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                for listener in arbiter.LISTENERS:
-                    listener.close()
-                run_delivery_child(settings, parent_pid=arbiter.pid)
-            except BaseException:  # noqa: BLE001 (the child must never return into the arbiter's code)
-                arbiter.log.exception("webhook deliveries stopped")
-                code = 1
-            finally:
-                os._exit(code)
-        child["pid"] = pid
-        arbiter.log.info("webhook deliveries in process %s", pid)
+        child["pid"] = _fork_child(arbiter, lambda: run_delivery_child(settings, parent_pid=arbiter.pid),
+                                   failure="webhook deliveries stopped")
+        arbiter.log.info("webhook deliveries in process %s", child["pid"])
 
     def on_exit(_arbiter: Any) -> None:
         if "pid" in child:
-            try:
-                os.kill(child["pid"], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            _terminate(child["pid"])
 
     return {"when_ready": when_ready, "on_exit": on_exit}
 
@@ -174,18 +161,10 @@ def writer_hooks(settings: Settings, database_path: str) -> dict[str, Any]:
     def when_ready(arbiter: Any) -> None:
         path = group_commit.private_socket_path()
         listener = group_commit.listen(path)
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                for gunicorn_listener in arbiter.LISTENERS:
-                    gunicorn_listener.close()
-                group_commit.supervise(listener, database_path, settings.sqlite_synchronous, parent_pid=arbiter.pid)
-            except BaseException:  # noqa: BLE001 (the child must never return into the arbiter's code)
-                arbiter.log.exception("the SQLite writer's supervisor stopped")
-                code = 1
-            finally:
-                os._exit(code)
+        pid = _fork_child(
+            arbiter, lambda: group_commit.supervise(listener, database_path, settings.sqlite_synchronous, parent_pid=arbiter.pid),
+            failure="the SQLite writer's supervisor stopped",
+        )
         listener.close()  # the supervisor holds it; the workers need only its path
         os.environ[group_commit.SOCKET_ENV] = path
         state.update(pid=pid, directory=os.path.dirname(path))
@@ -194,13 +173,35 @@ def writer_hooks(settings: Settings, database_path: str) -> dict[str, Any]:
     def on_exit(_arbiter: Any) -> None:
         # The workers have stopped by now; the writer answers the groups it holds, then exits.
         if "pid" in state:
-            try:
-                os.kill(state["pid"], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            _terminate(state["pid"])
             shutil.rmtree(state["directory"], ignore_errors=True)
 
     return {"when_ready": when_ready, "on_exit": on_exit}
+
+
+def _fork_child(arbiter: Any, run: Callable[[], None], *, failure: str) -> int:
+    """Fork a child of the arbiter that runs `run` and exits, never returning into the arbiter's
+    code; it closes the arbiter's listeners, which are the workers' to accept on."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            for listener in arbiter.LISTENERS:
+                listener.close()
+            run()
+        except BaseException:  # noqa: BLE001 (the child must never return into the arbiter's code)
+            arbiter.log.exception(failure)
+            code = 1
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _terminate(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
 
 
 def _chained(*hook_sets: dict[str, Any]) -> dict[str, Any]:

@@ -4,50 +4,47 @@ keeps its hot keys (store/recent.py)."""
 
 from __future__ import annotations
 
-from verify.app import create_app
+import pytest
+
 from tests.conftest import ContractClient
+from verify.app import create_app
 
 
-def second_instance(settings):
-    other = create_app(settings)
-    other.test_client_class = ContractClient
-    return other
+@pytest.fixture
+def other(settings):
+    """A second instance on the same database."""
+    app = create_app(settings)
+    app.test_client_class = ContractClient
+    yield app
+    app.extensions["verify"].database.dispose()
 
 
 def ip_count(answer: dict) -> int:
     return answer["signals"]["history"]["counts"]["ip"]["long"]
 
 
-def test_an_instance_counts_the_signups_another_just_stored(app, settings, assess_headers):
-    other = second_instance(settings)
-    try:
-        first, second = app.test_client(), other.test_client()
-        signup = {"ip": "198.51.100.20"}
-        for n in range(3):
-            assert first.post("/v1/assessments", json={**signup, "email": f"a{n}@corp-one.test"}, headers=assess_headers).status_code == 201
-        answer = second.post("/v1/assessments", json={**signup, "email": "b0@corp-one.test"}, headers=assess_headers).get_json()
-        assert ip_count(answer) == 3
-        answer = first.post("/v1/assessments", json={**signup, "email": "a9@corp-one.test"}, headers=assess_headers).get_json()
-        assert ip_count(answer) == 4
-    finally:
-        other.extensions["verify"].database.dispose()
+def test_an_instance_counts_the_signups_another_just_stored(app, other, assess_headers):
+    first, second = app.test_client(), other.test_client()
+    signup = {"ip": "198.51.100.20"}
+    for n in range(3):
+        assert first.post("/v1/assessments", json={**signup, "email": f"a{n}@corp-one.test"}, headers=assess_headers).status_code == 201
+    answer = second.post("/v1/assessments", json={**signup, "email": "b0@corp-one.test"}, headers=assess_headers).get_json()
+    assert ip_count(answer) == 3
+    answer = first.post("/v1/assessments", json={**signup, "email": "a9@corp-one.test"}, headers=assess_headers).get_json()
+    assert ip_count(answer) == 4
 
 
-def test_a_hot_key_kept_in_memory_sees_the_other_instances_signups(app, settings, assess_headers):
-    other = second_instance(settings)
-    try:
-        first, second = app.test_client(), other.test_client()
-        signup = {"ip": "198.51.100.21"}
-        for n in range(5):
-            assert first.post("/v1/assessments", json={**signup, "email": f"c{n}@corp-two.test"}, headers=assess_headers).status_code == 201
-        kept = other.extensions["verify"].assessor.recent
-        kept.wanted.add(("ip", "198.51.100.21"))  # as if its scans had found the key busy
-        answer = second.post("/v1/assessments", json={**signup, "email": "d0@corp-two.test"}, headers=assess_headers).get_json()
-        assert ("ip", "198.51.100.21") in kept.entries and ip_count(answer) == 5
-        for n in range(5, 8):
-            assert first.post("/v1/assessments", json={**signup, "email": f"c{n}@corp-two.test"}, headers=assess_headers).status_code == 201
-        answer = second.post("/v1/assessments", json={**signup, "email": "d1@corp-two.test"}, headers=assess_headers).get_json()
-        assert ip_count(answer) == 9  # 8 from the first instance, 1 of its own, counted from memory
-        assert ip_count(first.post("/v1/assessments", json={**signup, "email": "c9@corp-two.test"}, headers=assess_headers).get_json()) == 10
-    finally:
-        other.extensions["verify"].database.dispose()
+def test_a_hot_key_kept_in_memory_sees_the_other_instances_signups(app, other, assess_headers):
+    first, second = app.test_client(), other.test_client()
+    signup = {"ip": "198.51.100.21"}
+    for n in range(5):
+        assert first.post("/v1/assessments", json={**signup, "email": f"c{n}@corp-two.test"}, headers=assess_headers).status_code == 201
+    kept = other.extensions["verify"].assessor.recent
+    kept.wanted.add(("ip", "198.51.100.21"))  # as if its scans had found the key busy
+    answer = second.post("/v1/assessments", json={**signup, "email": "d0@corp-two.test"}, headers=assess_headers).get_json()
+    assert ("ip", "198.51.100.21") in kept.entries and ip_count(answer) == 5
+    for n in range(5, 8):
+        assert first.post("/v1/assessments", json={**signup, "email": f"c{n}@corp-two.test"}, headers=assess_headers).status_code == 201
+    answer = second.post("/v1/assessments", json={**signup, "email": "d1@corp-two.test"}, headers=assess_headers).get_json()
+    assert ip_count(answer) == 9  # 8 from the first instance, 1 of its own, counted from memory
+    assert ip_count(first.post("/v1/assessments", json={**signup, "email": "c9@corp-two.test"}, headers=assess_headers).get_json()) == 10

@@ -67,7 +67,7 @@ def json_text(value: Any) -> str:
 
 @dataclass
 class Driver:
-    """One DBAPI connection and its dialect; `owned` when it is outside any Session's transaction."""
+    """One DBAPI connection and its dialect, and the group-commit writer its writes go to, if any."""
 
     connection: Any
     dialect: str

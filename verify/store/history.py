@@ -21,7 +21,8 @@ from verify.store.driver import Driver
 
 WINDOW_NAMES = ("short", "medium", "long")
 
-# name -> (the WHERE of its scan, the column counted distinct or None, the parameters it needs)
+# name -> (the columns its scan is keyed by, in its index's order; the column counted distinct
+# or None; the parameters it needs)
 HISTORY_KEYS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "email_canonical": ("email_canonical", None, ("email_canonical",)),
     # Case is how people type, not how farms alias: only another spelling counts as a variant.
@@ -103,10 +104,9 @@ def counted_names(keys: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(name for name, (_, _, needs) in HISTORY_KEYS.items() if all(keys.get(need) is not None for need in needs))
 
 
-# The parameter that, bound to NULL, leaves a name's scan empty (its counts come from memory).
-PRIMARY = {"email_canonical": "email_canonical", "email_variants": "email_canonical", "email_domain": "email_domain",
-           "local_template": "local_template", "phone": "phone_e164", "phone_block": "phone_block", "ip": "ip",
-           "ip_network": "ip_network", "asn": "asn", "device": "device_id", "payment": "payment_fingerprint"}
+# The column each scan is keyed by first (its parameter has the same name): bound to NULL, it
+# leaves the scan empty (the counts come from memory), and the hot keys are kept by it (store/recent.py).
+KEY_COLUMN = {name: key.split(",")[0] for name, (key, _, _) in HISTORY_KEYS.items()}
 
 
 def counts_params(keys: Mapping[str, Any], *, email: str, windows: Mapping[str, int], end: datetime, cap: int,
@@ -115,7 +115,7 @@ def counts_params(keys: Mapping[str, Any], *, email: str, windows: Mapping[str, 
     params: dict[str, Any] = {column: keys.get(column) for column in KEY_COLUMNS}
     params["template_domain"] = keys.get("email_domain")
     for name in skip:
-        params[PRIMARY[name]] = None
+        params[KEY_COLUMN[name]] = None
     params.update(
         email=email,
         other_mailbox=keys.get("email_canonical") or "",

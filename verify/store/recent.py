@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from verify.store.history import KEY_COLUMN
 from verify.store.tail import Tail
 
 HOT_AT = 256  # a key with this many signups in the long window is kept in memory (a shorter walk costs SQL little)
@@ -37,20 +38,6 @@ IDLE_SECONDS = 60.0
 KEEP_FACTOR = 2  # rows kept per key: this many times the count cap
 MAX_LABELS = 200_000  # feedback labels kept; more and everything kept starts over
 
-# history name -> (the column its entry is kept by, the column its distinct count or filter reads)
-KINDS: dict[str, tuple[str, str | None]] = {
-    "email_canonical": ("email_canonical", None),
-    "email_variants": ("email_canonical", "email"),
-    "email_domain": ("email_domain", None),
-    "local_template": ("local_template", None),
-    "phone": ("phone_e164", "email_canonical"),
-    "phone_block": ("phone_block", "phone_e164"),
-    "ip": ("ip", None),
-    "ip_network": ("ip_network", None),
-    "asn": ("asn", None),
-    "device": ("device_id", "email_canonical"),
-    "payment": ("payment_fingerprint", "email_canonical"),
-}
 # The column an entry's values hold (the second column of its distinct counts or filter).
 VALUE_COLUMN = {"email_canonical": "email", "phone_e164": "email_canonical", "phone_block": "phone_e164",
                 "device_id": "email_canonical", "payment_fingerprint": "email_canonical"}
@@ -68,7 +55,7 @@ def _newest(column: str, selected: str) -> str:
     return f"SELECT {selected} FROM assessments WHERE {_where(column)} ORDER BY occurred_at DESC, seq DESC LIMIT :keep"
 
 
-COLUMNS = tuple(dict.fromkeys(column for column, _ in KINDS.values()))
+COLUMNS = tuple(dict.fromkeys(KEY_COLUMN.values()))  # the columns hot keys are kept by
 LOADS = {column: _newest(column, f"seq, occurred_at, id, verdict, {VALUE_COLUMN.get(column, 'NULL')}") for column in COLUMNS}
 LOAD_LABELS = {
     column: ("SELECT id, assessment_id, created_at, label FROM feedback WHERE assessment_id IN "
@@ -258,7 +245,7 @@ class RecentIndex:
         this signup can have from memory."""
         with self._lock:
             held = {column for column in COLUMNS if (key := entry_key(column, counted)) is not None and key in self.entries}
-        return {name for name, (column, _) in KINDS.items() if column in held}, held & set(columns)
+        return {name for name, column in KEY_COLUMN.items() if column in held}, held & set(columns)
 
     def counts(self, name: str, counted: Mapping[str, Any], window: Window, *, email: str) -> dict[str, int] | None:
         """The capped counts per window of one history name, or None when the kept rows cannot tell."""
@@ -266,7 +253,7 @@ class RecentIndex:
             return self._counts(name, counted, window, email=email)
 
     def _counts(self, name: str, counted: Mapping[str, Any], window: Window, *, email: str) -> dict[str, int] | None:
-        column, _ = KINDS[name]
+        column = KEY_COLUMN[name]
         key = entry_key(column, counted)
         entry = self.entries.get(key)
         if entry is None:
@@ -354,7 +341,7 @@ class RecentIndex:
         with self._lock:
             for name, by_window in counts.items():
                 if by_window.get("long", 0) >= HOT_AT:
-                    key = entry_key(KINDS[name][0], counted)
+                    key = entry_key(KEY_COLUMN[name], counted)
                     if key is not None and key not in self.entries:
                         self.wanted.add(key)
 
