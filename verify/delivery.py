@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import requests
 from sqlalchemy.exc import SQLAlchemyError
 
 from verify import standard_webhooks
+from verify.children import stop_event
 from verify.intel.download import USER_AGENT
 from verify.settings import Settings
 from verify.store import webhooks as webhook_store
@@ -200,12 +200,5 @@ def run_deliveries(settings: Settings, *, poll: float, stop: threading.Event, pa
 
 
 def run_delivery_child(settings: Settings, *, parent_pid: int) -> None:
-    """The delivery loop in a process forked from gunicorn's arbiter, with the arbiter's
-    signal handlers replaced by a clean stop."""
-    signal.set_wakeup_fd(-1)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-        signal.signal(signum, lambda *_: stop.set())
-    for signum in (signal.SIGHUP, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
-        signal.signal(signum, signal.SIG_DFL)
-    run_deliveries(settings, poll=DELIVERY_POLL, stop=stop, parent_pid=parent_pid)
+    """The delivery loop in a process forked from gunicorn's arbiter."""
+    run_deliveries(settings, poll=DELIVERY_POLL, stop=stop_event(), parent_pid=parent_pid)

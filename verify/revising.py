@@ -2,19 +2,28 @@
 
 Evidence (a fraud or legitimate label, a new deny-list entry, a cluster reaching a limit)
 queues a job in its own transaction; `run_due` takes one job at a time, re-judges at most
-`batch` linked assessments in one short transaction, records the revisions and moves the job's
-cursor, so a cluster of 100,000 members is revised in 100,000 / batch steps, never inside a
-request, and an assessment never waits behind more than one batch. `verify worker` calls it in
-its loop; `verify serve` on SQLite drains in a thread of each worker (`Drain`).
+`batch` linked assessments, records the revisions and moves the job's cursor, so a cluster of
+100,000 members is revised in 100,000 / batch steps, never inside a request.
+
+How a batch holds the database differs. PostgreSQL locks the job's row (other workers take
+other jobs) and nothing else: signups are not held up. SQLite has one write lock, and every
+signup's commit waits behind it: a batch there is read and re-judged with no lock, then
+written in a short transaction that first checks no other drainer moved the job meanwhile
+(holding the lock for the whole batch stalled every signup for 100 to 400 ms under a campaign).
+
+`verify worker` calls `run_due` in its loop; `verify serve` runs `run_drain_child` in a child of
+its arbiter (VERIFY_SERVE_REVISIONS).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import os
 from datetime import datetime, timezone
 
 from verify.engine import revisions as judging
+from verify.children import stop_event
+from verify.settings import Settings
 from verify.store.database import Database
 from verify.store.models import RevisionJob
 from verify.store.revisions import (
@@ -24,8 +33,10 @@ from verify.store.revisions import (
     advance_job,
     assessment_rows,
     claim_job,
+    claim_seen_job,
     current_verdicts,
     linked_assessments,
+    oldest_job,
     pending_jobs,
     policy_in_force,
     record_revisions,
@@ -36,7 +47,7 @@ from verify.store.revisions import (
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 200
-DRAIN_INTERVAL = 2.0  # seconds between looks for queued jobs in a serve worker
+DRAIN_INTERVAL = 2.0  # seconds between looks for queued jobs in `verify serve`
 
 
 def stored_assessment(row, verdict: str, signals: dict | None = None) -> judging.StoredAssessment:
@@ -46,8 +57,9 @@ def stored_assessment(row, verdict: str, signals: dict | None = None) -> judging
     )
 
 
-def step(job: RevisionJob, *, batch: int, session) -> tuple[list, bool]:
-    """Re-judge the job's next batch; return the revisions to record and whether the job is done."""
+def step(job: RevisionJob, *, batch: int, session) -> tuple[list, Position | None]:
+    """Re-judge the job's next batch, writing nothing; return the revisions to record and the
+    job's next position (None: done)."""
     payload = job.payload
     if payload.get("label") == "legitimate":  # a person vouched for this one assessment
         rows = assessment_rows([job.source_id], session=session) if job.source_id else []
@@ -56,8 +68,7 @@ def step(job: RevisionJob, *, batch: int, session) -> tuple[list, bool]:
             outcome = judging.legitimate(current_verdicts([row.id], session=session).get(row.id, row.verdict))
             if outcome:
                 found.append((row, outcome))
-        advance_job(job, None, session=session)
-        return found, True
+        return found, None
     evidence = judging.evidence_from_document(payload)
     rows, position = linked_assessments(evidence, Position.of(payload.get("position")), limit=batch, session=session)
     # Most rows a weak link reaches stay as they are: sift them on keys and reasons before reading more.
@@ -76,29 +87,57 @@ def step(job: RevisionJob, *, batch: int, session) -> tuple[list, bool]:
         outcome = judging.rejudge(stored_assessment(row, current.get(row.id, row.verdict), signals[row.id]), evidence, policy)
         if outcome:
             found.append((row, outcome))
-    advance_job(job, position, session=session)
-    return found, position is None
+    return found, position
 
 
 def run_due(database: Database, *, batch: int = DEFAULT_BATCH, max_batches: int = 50, now: datetime | None = None) -> int:
-    """Work through queued jobs, one batch per transaction, until none is left or `max_batches` ran; return revisions recorded."""
+    """Work through queued jobs, one batch at a time, until none is left or `max_batches` ran; return revisions recorded."""
+    one_batch = _batch_in_locked_job if database.dialect == "postgresql" else _batch_then_short_write
     recorded = 0
     for _ in range(max_batches):
-        with database.transaction() as session:
-            job = claim_job(session=session)
-            if job is None:
-                break
-            found, _done = step(job, batch=batch, session=session)
-            revisions = [
-                NewRevision(
-                    assessment_id=row.id, external_id=row.external_id, previous_verdict=outcome.previous_verdict,
-                    verdict=outcome.verdict, reasons=[reason.as_dict() for reason in outcome.reasons],
-                    cause_kind=job.cause_kind, cause_ref=job.cause_ref,
-                )
-                for row, outcome in found
-            ]
-            recorded += len(record_revisions(session, revisions, now=now or datetime.now(timezone.utc)))
+        done = one_batch(database, batch=batch, now=now or datetime.now(timezone.utc))
+        if done is None:
+            break
+        recorded += done
     return recorded
+
+
+def _batch_in_locked_job(database: Database, *, batch: int, now: datetime) -> int | None:
+    """PostgreSQL: claim, judge and write in one transaction, holding only the job's row."""
+    with database.transaction() as session:
+        job = claim_job(session=session)
+        if job is None:
+            return None
+        found, position = step(job, batch=batch, session=session)
+        return _write_batch(job, found, position, session=session, now=now)
+
+
+def _batch_then_short_write(database: Database, *, batch: int, now: datetime) -> int | None:
+    """SQLite: read and judge the oldest job's next batch with no lock held, then write it in a
+    short transaction, unless another drainer moved the job meanwhile (then it is read again)."""
+    with database.transaction() as session:  # reads only: SQLite takes no write lock
+        job = oldest_job(session=session)
+        if job is None:
+            return None
+        seen = (job.id, job.attempts)
+        found, position = step(job, batch=batch, session=session)
+    with database.transaction() as session:
+        job = claim_seen_job(*seen, session=session)
+        return 0 if job is None else _write_batch(job, found, position, session=session, now=now)
+
+
+def _write_batch(job: RevisionJob, found: list, position: Position | None, *, session, now: datetime) -> int:
+    """Record a judged batch's revisions and move the job on; the number recorded."""
+    advance_job(job, position, session=session)
+    revisions = [
+        NewRevision(
+            assessment_id=row.id, external_id=row.external_id, previous_verdict=outcome.previous_verdict,
+            verdict=outcome.verdict, reasons=[reason.as_dict() for reason in outcome.reasons],
+            cause_kind=job.cause_kind, cause_ref=job.cause_ref,
+        )
+        for row, outcome in found
+    ]
+    return len(record_revisions(session, revisions, now=now))
 
 
 def pending_revision_jobs(database: Database) -> int:
@@ -106,26 +145,17 @@ def pending_revision_jobs(database: Database) -> int:
         return pending_jobs(session=session)
 
 
-class Drain:
-    """A daemon thread that runs `run_due` every `interval` seconds: the embedded default's worker."""
-
-    def __init__(self, database: Database, *, interval: float | None = None) -> None:
-        self.database = database
-        self.interval = DRAIN_INTERVAL if interval is None else interval
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="verify-revisions", daemon=True)
-
-    def start(self) -> "Drain":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self.stopped.wait(self.interval):
+def run_drain_child(settings: Settings, *, parent_pid: int) -> None:
+    """`verify serve`'s drain: `run_due` every DRAIN_INTERVAL seconds in a process forked from
+    gunicorn's arbiter, until told to stop or the arbiter is gone. A process of its own, not a
+    thread in each web worker: re-judging a batch took the worker's GIL from its requests."""
+    stop = stop_event()
+    database = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        while not stop.wait(DRAIN_INTERVAL) and os.getppid() == parent_pid:
             try:
-                run_due(self.database)
-            except Exception:  # the thread must outlive a database outage; the next round retries
-                log.exception("revisions: a batch failed; trying again in %g s", self.interval)
+                run_due(database)
+            except Exception:  # noqa: BLE001 (the loop must outlive a database outage; the next round retries)
+                log.exception("revisions: a batch failed; trying again in %g s", DRAIN_INTERVAL)
+    finally:
+        database.dispose()

@@ -19,6 +19,7 @@ from verify import metrics
 from verify.api.errors import PROBLEM_TYPE
 from verify.api.request_size import GUNICORN_LIMITS
 from verify.delivery import run_delivery_child
+from verify.revising import run_drain_child
 from verify.settings import Settings
 from verify.store import driver, group_commit
 
@@ -95,19 +96,7 @@ def _worker_exited(_server: Any, worker: Any) -> None:
     metrics.mark_process_dead(worker.pid)
 
 
-def _drain_revisions(worker: Any) -> None:
-    # The embedded default (SQLite) has no `verify worker` to start: each web worker drains the
-    # revision jobs in a daemon thread (claims serialise on the database's write lock). With
-    # PostgreSQL, run `verify worker` beside the instances instead.
-    from verify.revising import Drain
-
-    services = worker.wsgi.extensions["verify"]
-    if services.database.dialect == "sqlite":
-        worker.revision_drain = Drain(services.database).start()
-
-
 def _worker_init(worker: Any) -> None:
-    _drain_revisions(worker)
     path = os.environ.get(group_commit.SOCKET_ENV)
     if path and worker.wsgi.extensions["verify"].settings.sqlite_group_commit:
         driver.writer = group_commit.Client(path)  # this worker's assessments commit in the writer
@@ -127,10 +116,11 @@ def metrics_directory() -> str:
     return directory
 
 
-def delivery_hooks(settings: Settings) -> dict[str, Any]:
-    """gunicorn hooks that run webhook deliveries in a child of the arbiter, so that the
-    embedded default needs no other process (`VERIFY_SERVE_DELIVERIES=off` when a separate
-    `verify worker` delivers).
+def child_hooks(run: Callable[[int], None], *, what: str) -> dict[str, Any]:
+    """gunicorn hooks that run `run(arbiter_pid)` in a child of the arbiter, so that the
+    embedded default needs no other process: the webhook deliveries
+    (`VERIFY_SERVE_DELIVERIES`) and the revision jobs (`VERIFY_SERVE_REVISIONS`), each off
+    when a separate `verify worker` does it.
 
     The child is forked in `when_ready`, before the workers: the arbiter has no threads then,
     so the fork is safe, and the workers never learn of it (a multiprocessing child would be
@@ -140,9 +130,8 @@ def delivery_hooks(settings: Settings) -> dict[str, Any]:
     child: dict[str, int] = {}
 
     def when_ready(arbiter: Any) -> None:
-        child["pid"] = _fork_child(arbiter, lambda: run_delivery_child(settings, parent_pid=arbiter.pid),
-                                   failure="webhook deliveries stopped")
-        arbiter.log.info("webhook deliveries in process %s", child["pid"])
+        child["pid"] = _fork_child(arbiter, lambda: run(arbiter.pid), failure=f"{what} stopped")
+        arbiter.log.info("%s in process %s", what, child["pid"])
 
     def on_exit(_arbiter: Any) -> None:
         if "pid" in child:
@@ -243,7 +232,9 @@ def server_options(settings: Settings, *, host: str, port: int, workers: int) ->
     if settings.sqlite_group_commit and database_path:
         hook_sets.append(writer_hooks(settings, database_path))
     if settings.serve_deliveries:
-        hook_sets.append(delivery_hooks(settings))
+        hook_sets.append(child_hooks(lambda parent: run_delivery_child(settings, parent_pid=parent), what="webhook deliveries"))
+    if settings.serve_revisions:
+        hook_sets.append(child_hooks(lambda parent: run_drain_child(settings, parent_pid=parent), what="revision jobs"))
     options.update(_chained(*hook_sets))
     return options
 

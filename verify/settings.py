@@ -79,6 +79,8 @@ class Settings:
     # itself (off when a separate `verify worker` does).
     webhook_timeout: float = 10.0
     serve_deliveries: bool = True
+    # `verify serve` drains the revision jobs in a child of its own (off when `verify worker` does).
+    serve_revisions: bool = True
     # SQLite's durability: `full` syncs the log on every commit, so an acknowledged verdict
     # survives a power cut; `normal` syncs only at checkpoints (faster; a power cut can lose
     # the last verdicts, a crashed process cannot).
@@ -140,6 +142,8 @@ class Settings:
             values["webhook_timeout"] = _number(env["VERIFY_WEBHOOK_TIMEOUT"], "VERIFY_WEBHOOK_TIMEOUT", float)
         if env.get("VERIFY_SERVE_DELIVERIES"):
             values["serve_deliveries"] = _flag(env["VERIFY_SERVE_DELIVERIES"], "VERIFY_SERVE_DELIVERIES")
+        if env.get("VERIFY_SERVE_REVISIONS"):
+            values["serve_revisions"] = _flag(env["VERIFY_SERVE_REVISIONS"], "VERIFY_SERVE_REVISIONS")
         if env.get("VERIFY_SQLITE_SYNCHRONOUS"):
             values["sqlite_synchronous"] = _choice(env["VERIFY_SQLITE_SYNCHRONOUS"], "VERIFY_SQLITE_SYNCHRONOUS", SQLITE_SYNCHRONOUS)
         if env.get("VERIFY_SQLITE_GROUP_COMMIT"):

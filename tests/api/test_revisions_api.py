@@ -242,3 +242,66 @@ def test_a_wider_or_narrower_network_entry_revises_what_it_covers(client, assess
     feed, _ = follow_feed(client, assess_headers)
     assert sorted(item["assessment_id"] for item in feed) == sorted([inside_wide["id"], inside_narrow["id"]])
     assert read(client, assess_headers, outside["id"])["revisions"] == []
+
+
+def queue_cluster(client, assess_headers, admin_headers, size: int) -> list[str]:
+    """`size` signups from one device, the first labelled fraud: one job that revises them all."""
+    ids = [post(client, assess_headers, f"member.{n}@gmail.com", n, ip=HOME, device_id="shared-dev")["id"] for n in range(size)]
+    label(client, admin_headers, ids[0])
+    return ids
+
+
+def test_a_batch_is_judged_with_no_write_lock_held_on_sqlite(client, assess_headers, admin_headers, services, monkeypatch):
+    """SQLite has one write lock, and every signup's commit waits behind it: a batch is read and
+    re-judged with the lock free, and only its writing takes it."""
+    if services.database.dialect != "sqlite":
+        pytest.skip("PostgreSQL locks the job's row only")
+    import sqlite3
+
+    from verify import revising
+
+    queue_cluster(client, assess_headers, admin_headers, 4)
+    path = services.database.engine.url.database
+    free_while_judging = []
+    rejudge = revising.judging.rejudge
+
+    def rejudge_and_try_to_write(*args, **kwargs):
+        probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            free_while_judging.append(True)
+        except sqlite3.OperationalError:  # database is locked
+            free_while_judging.append(False)
+        finally:
+            probe.close()
+        return rejudge(*args, **kwargs)
+
+    monkeypatch.setattr(revising.judging, "rejudge", rejudge_and_try_to_write)
+    assert run_due(services.database) == 4
+    assert free_while_judging and all(free_while_judging), free_while_judging
+
+
+def test_a_batch_whose_job_another_drainer_moved_meanwhile_is_read_again(client, assess_headers, admin_headers, services,
+                                                                          monkeypatch):
+    """Two drainers on one job: each revision is recorded once, whoever wins the job's next batch."""
+    from verify import revising
+
+    ids = queue_cluster(client, assess_headers, admin_headers, 6)
+    rejudge = revising.judging.rejudge
+    interleaved: list[int] = []
+
+    def another_drainer_first(*args, **kwargs):
+        if not interleaved:
+            interleaved.append(0)  # the other drainer judges with the real rejudge
+            monkeypatch.setattr(revising.judging, "rejudge", rejudge)
+            interleaved[0] = run_due(services.database, batch=2, max_batches=1)
+        return rejudge(*args, **kwargs)
+
+    monkeypatch.setattr(revising.judging, "rejudge", another_drainer_first)
+    recorded = run_due(services.database, batch=2)
+    assert interleaved  # the other drainer ran while this one judged
+    assert interleaved[0] + recorded == 6
+    feed, _ = follow_feed(client, assess_headers, limit=50)
+    assert sorted(item["assessment_id"] for item in feed) == sorted(ids)
+    assert run_due(services.database) == 0

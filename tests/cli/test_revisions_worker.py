@@ -1,15 +1,11 @@
-"""Who drains the revision jobs: `verify worker` in its loop, and each `verify serve` worker on the embedded default."""
+"""Who drains the revision jobs: `verify worker` in its loop (`verify serve`'s own child: tests/deploy/test_serve.py)."""
 
 from __future__ import annotations
-
-import time
-from types import SimpleNamespace
 
 import pytest
 
 from tests.support.history_traffic import post
-from verify import cli, revising
-from verify.server import _drain_revisions
+from verify import cli
 from verify.store.revisions import revisions_after
 
 
@@ -40,19 +36,3 @@ def test_the_worker_records_queued_revisions(run, services, client, assess_heade
     assert result.stdout.strip() == "revisions: 2 recorded"
     assert sorted(revised(services)) == sorted(ids)
     assert run("worker", "--once").stdout == ""
-
-
-def test_a_serve_worker_on_sqlite_drains_in_a_thread(app, services, client, assess_headers, admin_headers, monkeypatch):
-    if services.database.dialect != "sqlite":
-        pytest.skip("with PostgreSQL, `verify worker` drains")
-    monkeypatch.setattr(revising, "DRAIN_INTERVAL", 0.05)
-    worker = SimpleNamespace(wsgi=app)
-    _drain_revisions(worker)
-    try:
-        ids = queue_a_revision(client, assess_headers, admin_headers)
-        deadline = time.monotonic() + 3
-        while len(revised(services)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert sorted(revised(services)) == sorted(ids)
-    finally:
-        worker.revision_drain.stop()

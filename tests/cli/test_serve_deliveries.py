@@ -70,12 +70,17 @@ def test_serve_delivers_with_no_other_process(services, database_url, receiver, 
         pytest.fail("the delivery process outlived the server")
 
 
-def test_serve_leaves_deliveries_to_a_worker_when_told():
+def test_serve_leaves_deliveries_and_revisions_to_a_worker_when_told():
     # (without SQLite's group-commit writer, whose supervisor starts in `when_ready` too)
-    on = server_options(Settings(sqlite_group_commit=False), host="127.0.0.1", port=8080, workers=1)
-    off = server_options(Settings(serve_deliveries=False, sqlite_group_commit=False), host="127.0.0.1", port=8080, workers=1)
+    quiet = {"sqlite_group_commit": False, "serve_revisions": False}
+    on = server_options(Settings(**quiet), host="127.0.0.1", port=8080, workers=1)
+    off = server_options(Settings(**quiet, serve_deliveries=False), host="127.0.0.1", port=8080, workers=1)
     assert "when_ready" in on and "when_ready" not in off
+    revisions_only = server_options(Settings(sqlite_group_commit=False, serve_deliveries=False), host="127.0.0.1", port=8080,
+                                    workers=1)
+    assert "when_ready" in revisions_only
     assert Settings.from_env({"VERIFY_SERVE_DELIVERIES": "off"}).serve_deliveries is False
+    assert Settings.from_env({"VERIFY_SERVE_REVISIONS": "off"}).serve_revisions is False
 
 
 def test_the_worker_delivers(app, services, receiver):

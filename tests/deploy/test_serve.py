@@ -1,6 +1,6 @@
 """`verify serve` as production runs it: nothing left on the host that a second instance would
-share (no gunicorn control socket), /metrics summing the workers from the start, and on
-SQLite the assessments committed by one writer process."""
+share (no gunicorn control socket), /metrics summing the workers from the start, on SQLite the
+assessments committed by one writer process, and the revision jobs drained by a child of its own."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from tests.store.test_resilience import ROOT, children, free_port, get, make_key, stored, verify_serve, writer_of
+from tests.store.test_resilience import ROOT, children, free_port, get, make_key, stored, verify_serve, workers_of, writer_of
 
 
 def test_verify_serve_opens_no_control_socket_and_exposes_its_workers_metrics(tmp_path, sqlite_template, geoip_files):
@@ -94,3 +94,39 @@ def still_running(pid: int) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_verify_serve_drains_the_revision_jobs_in_a_child_of_its_own(tmp_path, sqlite_template):
+    """No `verify worker` beside it: a fraud label revises the signups it links within a few
+    seconds, done by one process beside the workers (not by threads in them, which took their
+    GIL and, on SQLite, held the write lock for a whole batch)."""
+    database = tmp_path / "verify.db"
+    shutil.copy(sqlite_template, database)
+    url = f"sqlite:///{database}"
+    secret, _ = make_key(url, "drain", ["assess", "admin"])
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    with verify_serve(url, workers=1, extra_env={"VERIFY_SERVE_REVISIONS": "on"}) as (server, port):
+        assert len(workers_of(server.pid)) == 2  # the worker and the drain, beside the writer's supervisor
+        ids = [send(port, "POST", "/v1/assessments", {"email": f"farm.{n}@gmail.com", "device_id": "farm-dev"}, headers)["id"]
+               for n in range(3)]
+        send(port, "POST", f"/v1/assessments/{ids[0]}/feedback", {"label": "fraud"}, headers)
+        deadline = time.monotonic() + 20
+        while True:
+            revised = [item["assessment_id"] for item in send(port, "GET", "/v1/revisions?limit=50", None, headers)["items"]]
+            if len(revised) == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert sorted(revised) == sorted(ids)
+    with verify_serve(url, workers=1) as (server, _port):  # VERIFY_SERVE_REVISIONS=off
+        assert len(workers_of(server.pid)) == 1
+
+
+def send(port: int, method: str, path: str, body: dict | None, headers: dict) -> dict:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+        response = connection.getresponse()
+        assert 200 <= response.status < 300, (response.status, response.read())
+        return json.loads(response.read())
+    finally:
+        connection.close()

@@ -76,11 +76,13 @@ def writer_of(server_pid: int) -> int | None:
 def verify_serve(database_url: str, *, workers: int, extra_env: dict[str, str] | None = None):
     """`verify serve` on a free loopback port, as production runs it; stopped afterwards."""
     port = free_port()
-    # Without the webhook delivery process, the arbiter's children are its workers and, on
-    # SQLite, the supervisor of the group-commit writer.
+    # Without the webhook delivery and revision processes (unless asked for), the arbiter's
+    # children are its workers and, on SQLite, the supervisor of the group-commit writer.
     env = {**os.environ, "VERIFY_DATABASE_URL": database_url, "VERIFY_MX_CHECK": "off", "VERIFY_SERVE_DELIVERIES": "off",
-           **(extra_env or {})}
+           "VERIFY_SERVE_REVISIONS": "off", **(extra_env or {})}
     group_commit = database_url.startswith("sqlite") and env.get("VERIFY_SQLITE_GROUP_COMMIT", "on") == "on"
+    # Those processes have no children either: workers_of counts them with the workers.
+    childless = workers + sum(env[name] == "on" for name in ("VERIFY_SERVE_DELIVERIES", "VERIFY_SERVE_REVISIONS"))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "verify", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
@@ -90,7 +92,7 @@ def verify_serve(database_url: str, *, workers: int, extra_env: dict[str, str] |
         deadline = time.monotonic() + 60
         while True:
             try:
-                if (get(port, "/readyz")[0] == 200 and len(workers_of(server.pid)) == workers
+                if (get(port, "/readyz")[0] == 200 and len(workers_of(server.pid)) == childless
                         and (writer_of(server.pid) is not None) == group_commit):
                     break
             except OSError:

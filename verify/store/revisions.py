@@ -152,21 +152,27 @@ def enqueue_list_entries(list_def: ListDef, values: Sequence[str], *, session: S
 
 
 def claim_job(*, session: Session) -> RevisionJob | None:
-    """The oldest unfinished job, locked by this transaction; None when there is none free.
+    """PostgreSQL: the oldest unfinished job, locked by this transaction (`FOR UPDATE SKIP
+    LOCKED`, so that several workers take different jobs); None when there is none free."""
+    return session.exec(
+        select(RevisionJob).where(col(RevisionJob.done_at).is_(None)).order_by(col(RevisionJob.id))
+        .limit(1).with_for_update(skip_locked=True)
+    ).first()
 
-    PostgreSQL: `FOR UPDATE SKIP LOCKED`, so that several workers take different jobs. SQLite:
-    an UPDATE first, which takes the database's write lock at once (a read first would make two
-    workers' later writes collide with SQLITE_BUSY).
-    """
+
+def oldest_job(*, session: Session) -> RevisionJob | None:
+    """SQLite: the oldest unfinished job, read without a lock (see `claim_seen_job`)."""
+    return session.exec(select(RevisionJob).where(col(RevisionJob.done_at).is_(None)).order_by(col(RevisionJob.id)).limit(1)).first()
+
+
+def claim_seen_job(job_id: int, attempts: int, *, session: Session) -> RevisionJob | None:
+    """SQLite: take the write lock and the job, if it is still as it was read (`attempts` is its
+    version: every batch written moves it); None when another drainer moved or finished it."""
     jobs = RevisionJob.__table__.c
-    if session.get_bind().dialect.name == "postgresql":
-        return session.exec(
-            select(RevisionJob).where(col(RevisionJob.done_at).is_(None)).order_by(col(RevisionJob.id))
-            .limit(1).with_for_update(skip_locked=True)
-        ).first()
-    oldest = sa.select(jobs.id).where(jobs.done_at.is_(None)).order_by(jobs.id).limit(1).scalar_subquery()
     claimed = session.execute(
-        sa.update(RevisionJob.__table__).where(jobs.id == oldest).values(attempts=jobs.attempts + 1).returning(jobs.id)
+        sa.update(RevisionJob.__table__)
+        .where(jobs.id == job_id, jobs.attempts == attempts, jobs.done_at.is_(None))
+        .values(attempts=jobs.attempts + 1).returning(jobs.id)
     ).scalar()
     return None if claimed is None else session.get(RevisionJob, claimed)
 
