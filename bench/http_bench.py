@@ -15,8 +15,9 @@ header costs a few microseconds per request.
 
 On PostgreSQL the round trips per assessment are counted by a proxy
 (tests/support/pg_proxy.py) on a second server started after the measured one, on the same
-database: 300 more requests through it, after 50 that warm its workers. The measured run
-goes straight to PostgreSQL, so the proxy's own cost is in no throughput or latency figure.
+database: 300 more requests through it, after 50 that warm its workers, with the server's
+background processes (deliveries, revision jobs) off. The measured run goes straight to
+PostgreSQL, so the proxy's own cost is in no throughput or latency figure.
 
 Run: `.venv/bin/python bench/http_bench.py` (needs wrk: `apt-get install wrk`). PostgreSQL
 is included when VERIFY_BENCH_POSTGRES_URL is set (each run on that server recreates the
@@ -286,7 +287,11 @@ def count_round_trips(run: Run, url: sa.engine.URL, args: argparse.Namespace) ->
     proxy = PostgresProxy(url.host or "127.0.0.1", url.port or 5432).start()
     try:
         proxied = through_proxy(url, proxy)
-        with verify_server(proxied, settings=run.settings, workers=args.workers, key_name="bench-round-trips") as (port, key):
+        # The server's own background processes (webhook deliveries, revision jobs) poll the
+        # database on timers: their round trips belong to no assessment, so they are not counted.
+        background_off = {"VERIFY_SERVE_DELIVERIES": "off", "VERIFY_SERVE_REVISIONS": "off"}
+        with verify_server(proxied, settings={**run.settings, **background_off}, workers=args.workers,
+                           key_name="bench-round-trips") as (port, key):
             signups = run.load.signups(ROUND_TRIP_WARM_UP + SAMPLE_SIZE, thread_id=ROUND_TRIP_THREAD)
             send_signups(port, key, signups[:ROUND_TRIP_WARM_UP])
             proxy.reset()

@@ -323,6 +323,7 @@ class Assessor:
                 break
             by_sql_only = True
         self.recent.notice(counts, counted)
+        stages.mark("history")  # the hot keys' counts and samples, taken from memory, are history too
         self.snapshots.seen_stamps = current
         return Read(snapshot, signals, counted, rows, counts, samples, current)
 
