@@ -85,6 +85,24 @@ def test_verify_serve_on_sqlite_commits_through_one_writer_unless_told_not_to(tm
         assert writer_of(server.pid) is None and len(children(server.pid)) == 1
 
 
+
+def test_a_worker_whose_writer_and_its_supervisor_are_gone_commits_itself(tmp_path, sqlite_template):
+    """Nothing restarts a dead supervisor: then no writer listens, nothing can have reached one,
+    and the worker commits its assessments itself rather than answering 503 until a restart."""
+    database = tmp_path / "verify.db"
+    shutil.copy(sqlite_template, database)
+    url = f"sqlite:///{database}"
+    secret, key_id = make_key(url, "orphan", ["assess"])
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    with verify_serve(url, workers=1) as (server, port):
+        writer = writer_of(server.pid)
+        supervisor = next(child for child in children(server.pid) if writer in children(child))
+        os.kill(supervisor, signal.SIGKILL)
+        os.kill(writer, signal.SIGKILL)
+        assert not still_running(writer) and not still_running(supervisor)
+        made = [send(port, "POST", "/v1/assessments", {"email": f"alone.{n}@example-mail.com"}, headers)["id"] for n in range(3)]
+        assert sorted(assessment_id for _, assessment_id in stored(url, key_id)) == sorted(made)
+
 def still_running(pid: int) -> bool:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:

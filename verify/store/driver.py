@@ -11,7 +11,9 @@ connection after a few uses, so planning is paid once per connection, not per re
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,10 +30,16 @@ import sqlalchemy as sa
 from verify.errors import Conflict
 
 Params = Mapping[str, Any]
+log = logging.getLogger(__name__)
 
 
 class UniqueViolation(Conflict):
     """A write collided with a concurrent one on a unique key (two retries under one Idempotency-Key)."""
+
+
+class WriterUnreachable(sqlite3.OperationalError):
+    """The group-commit writer could not be reached, and no part of the batch was sent to it."""
+
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -111,7 +119,10 @@ class Driver:
     def write(self, batch: Sequence[tuple[str, Sequence[Params]]]) -> None:
         """Run each statement for each of its parameter sets, in the current transaction (one round trip on PostgreSQL)."""
         if self.writer is not None:  # committed by the writer process on return: commit() has nothing left to do
-            return self.writer.write([(sql, [self.bind(row) for row in rows]) for sql, rows in batch])
+            try:
+                return self.writer.write([(sql, [self.bind(row) for row in rows]) for sql, rows in batch])
+            except WriterUnreachable:  # its supervisor is gone and nothing restarts it: commit here, as without one
+                _warn_writer_gone()
         try:
             if not self.postgres:
                 for sql, rows in batch:
@@ -138,6 +149,17 @@ class Driver:
 # Group commit (store/group_commit.py): a `verify serve` worker on SQLite sets this to its
 # client of the single writer process, and the pooled drivers send their write batches there.
 writer: Any = None
+WRITER_GONE_WARNING_SECONDS = 60.0
+_writer_gone_warned = -WRITER_GONE_WARNING_SECONDS
+
+
+def _warn_writer_gone() -> None:
+    global _writer_gone_warned
+    now = time.monotonic()
+    if now - _writer_gone_warned >= WRITER_GONE_WARNING_SECONDS:
+        _writer_gone_warned = now
+        log.warning("the SQLite group-commit writer is not reachable: this worker commits its own writes "
+                    "(restart verify serve to bring the writer back)")
 
 
 @contextmanager

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from verify.children import replace_arbiter_signals
 from verify.store.database import SQLITE_BUSY_TIMEOUT_MS, _sqlite_pragmas
-from verify.store.driver import UniqueViolation
+from verify.store.driver import UniqueViolation, WriterUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,8 @@ class Client:
 
     One connection per process (a forked child makes its own), made on first use. A request
     is never sent twice: if the writer dies with it, the caller gets an error (503 at the
-    API) and its client retries under its Idempotency-Key.
+    API) and its client retries under its Idempotency-Key. If no writer can be reached before
+    the request is sent (`WriterUnreachable`), the caller may commit the batch itself.
     """
 
     def __init__(self, path: str, *, timeout: float = ANSWER_TIMEOUT) -> None:
@@ -225,6 +227,10 @@ class Client:
         try:
             sock = self._connected()
             sock.sendall(request)
+        except OSError:  # no whole frame left this process, and the writer acts on whole frames only
+            self._drop()
+            raise WriterUnreachable(UNREACHABLE) from None
+        try:
             header = self._receive(sock, _LENGTH.size)
             return pickle.loads(self._receive(sock, _LENGTH.unpack(header)[0]))
         except OSError:
@@ -280,15 +286,6 @@ def sqlite_path(database_url: str) -> str | None:
     return url.database
 
 
-def _clean_signals(on_stop) -> None:
-    """A child forked from gunicorn's arbiter: its handlers replaced by a clean stop."""
-    signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-        signal.signal(signum, on_stop)
-    for signum in (signal.SIGHUP, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
-        signal.signal(signum, signal.SIG_DFL)
-
-
 def supervise(listener: socket.socket, path: str, synchronous: str, *, parent_pid: int) -> None:
     """Keep one writer running until told to stop or the parent (gunicorn's arbiter) is gone.
 
@@ -307,7 +304,7 @@ def supervise(listener: socket.socket, path: str, synchronous: str, *, parent_pi
             except ProcessLookupError:
                 pass
 
-    _clean_signals(on_stop)
+    replace_arbiter_signals(on_stop)
     supervisor_pid = os.getpid()
     while not stop.is_set() and os.getppid() == parent_pid:
         pid = os.fork()
@@ -315,7 +312,7 @@ def supervise(listener: socket.socket, path: str, synchronous: str, *, parent_pi
             code = 0
             try:
                 child_stop = threading.Event()
-                _clean_signals(lambda *_: child_stop.set())
+                replace_arbiter_signals(lambda *_: child_stop.set())
                 serve(listener, path, synchronous, stop=child_stop, parent_pid=supervisor_pid)
             except BaseException:  # noqa: BLE001 (the child must never return into the supervisor's code)
                 log.exception("the SQLite writer stopped")
