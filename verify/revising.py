@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 200
 DRAIN_INTERVAL = 2.0  # seconds between looks for queued jobs in `verify serve`
+# Below the web workers: a batch re-judges up to `batch` assessments at once, and at equal
+# priority it took a whole core from them for tens of milliseconds under a campaign.
+DRAIN_NICENESS = 10
 
 
 def stored_assessment(row, verdict: str, signals: dict | None = None) -> judging.StoredAssessment:
@@ -150,6 +153,7 @@ def run_drain_child(settings: Settings, *, parent_pid: int) -> None:
     gunicorn's arbiter, until told to stop or the arbiter is gone. A process of its own, not a
     thread in each web worker: re-judging a batch took the worker's GIL from its requests."""
     stop = stop_event()
+    os.nice(DRAIN_NICENESS)
     database = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         while not stop.wait(DRAIN_INTERVAL) and os.getppid() == parent_pid:
