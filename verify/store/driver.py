@@ -27,7 +27,7 @@ import orjson
 import psycopg
 import sqlalchemy as sa
 
-from verify.errors import Conflict
+from verify.errors import Conflict, Unavailable
 
 Params = Mapping[str, Any]
 log = logging.getLogger(__name__)
@@ -37,8 +37,9 @@ class UniqueViolation(Conflict):
     """A write collided with a concurrent one on a unique key (two retries under one Idempotency-Key)."""
 
 
-class WriterUnreachable(sqlite3.OperationalError):
-    """The group-commit writer could not be reached, and no part of the batch was sent to it."""
+class WriterUnreachable(Unavailable):
+    """The group-commit writer could not be reached, and no part of the batch was sent to it
+    (so the caller may commit the batch itself)."""
 
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
