@@ -1,8 +1,10 @@
-"""What a process forked from gunicorn's arbiter (`verify serve`'s deliveries, revisions and
-SQLite writer) needs to stop cleanly: the arbiter's signal handlers replaced by its own."""
+"""The processes `verify serve` forks beside its workers (deliveries, revisions, the SQLite
+writer and its supervisor): forked so that they never return into their parent's code,
+stopped by SIGTERM, with the arbiter's signal handlers replaced by their own."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -29,3 +31,27 @@ def stop_event() -> threading.Event:
     stop = threading.Event()
     replace_arbiter_signals(lambda *_: stop.set())
     return stop
+
+
+def fork(run: Callable[[], None], *, log: Any, failure: str) -> int:
+    """Fork a child that runs `run` and exits (status 1, `failure` logged with the error, if it
+    raised), never returning into the parent's code; the child's pid."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            run()
+        except BaseException:  # noqa: BLE001 (the child must never return into its parent's code)
+            log.exception(failure)
+            code = 1
+        finally:
+            os._exit(code)
+    return pid
+
+
+def terminate(pid: int) -> None:
+    """Ask a child to stop (SIGTERM), if it still runs."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass

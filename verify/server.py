@@ -6,7 +6,6 @@ import gc
 import json
 import os
 import shutil
-import signal
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +14,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.sync import SyncWorker
 
-from verify import metrics
+from verify import children, metrics
 from verify.api.errors import PROBLEM_TYPE
 from verify.api.request_size import GUNICORN_LIMITS
 from verify.delivery import run_delivery_child
@@ -135,7 +134,7 @@ def child_hooks(run: Callable[[int], None], *, what: str) -> dict[str, Any]:
 
     def on_exit(_arbiter: Any) -> None:
         if "pid" in child:
-            _terminate(child["pid"])
+            children.terminate(child["pid"])
 
     return {"when_ready": when_ready, "on_exit": on_exit}
 
@@ -162,35 +161,21 @@ def writer_hooks(settings: Settings, database_path: str) -> dict[str, Any]:
     def on_exit(_arbiter: Any) -> None:
         # The workers have stopped by now; the writer answers the groups it holds, then exits.
         if "pid" in state:
-            _terminate(state["pid"])
+            children.terminate(state["pid"])
             shutil.rmtree(state["directory"], ignore_errors=True)
 
     return {"when_ready": when_ready, "on_exit": on_exit}
 
 
 def _fork_child(arbiter: Any, run: Callable[[], None], *, failure: str) -> int:
-    """Fork a child of the arbiter that runs `run` and exits, never returning into the arbiter's
-    code; it closes the arbiter's listeners, which are the workers' to accept on."""
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            for listener in arbiter.LISTENERS:
-                listener.close()
-            run()
-        except BaseException:  # noqa: BLE001 (the child must never return into the arbiter's code)
-            arbiter.log.exception(failure)
-            code = 1
-        finally:
-            os._exit(code)
-    return pid
+    """Fork a child of the arbiter that runs `run` (verify/children.py); it closes the arbiter's
+    listeners, which are the workers' to accept on."""
+    def in_child() -> None:
+        for listener in arbiter.LISTENERS:
+            listener.close()
+        run()
 
-
-def _terminate(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    return children.fork(in_child, log=arbiter.log, failure=failure)
 
 
 def _chained(*hook_sets: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verify.children import replace_arbiter_signals
+from verify.children import fork, replace_arbiter_signals, stop_event, terminate
 from verify.store.database import SQLITE_BUSY_TIMEOUT_MS, _sqlite_pragmas
 from verify.store.driver import UniqueViolation, WriterUnreachable
 
@@ -299,26 +299,13 @@ def supervise(listener: socket.socket, path: str, synchronous: str, *, parent_pi
     def on_stop(*_: Any) -> None:
         stop.set()
         if writer["pid"]:
-            try:
-                os.kill(writer["pid"], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            terminate(writer["pid"])
 
     replace_arbiter_signals(on_stop)
     supervisor_pid = os.getpid()
     while not stop.is_set() and os.getppid() == parent_pid:
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                child_stop = threading.Event()
-                replace_arbiter_signals(lambda *_: child_stop.set())
-                serve(listener, path, synchronous, stop=child_stop, parent_pid=supervisor_pid)
-            except BaseException:  # noqa: BLE001 (the child must never return into the supervisor's code)
-                log.exception("the SQLite writer stopped")
-                code = 1
-            finally:
-                os._exit(code)
+        pid = fork(lambda: serve(listener, path, synchronous, stop=stop_event(), parent_pid=supervisor_pid),
+                   log=log, failure="the SQLite writer stopped")
         writer["pid"] = pid
         log.info("SQLite group-commit writer in process %s", pid)
         while True:
