@@ -12,9 +12,9 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 import sqlalchemy as sa
 
-from tests.support.contract import ContractClient
+from tests.support.contract import contract_app
 from tests.support.dns_server import CANARY, LoopbackDNS
-from verify.app import build_services, create_app, default_policy
+from verify.app import build_services, default_policy
 from verify.intel.providers import disposable_seed
 from verify.settings import Settings
 from verify.store.keys import create_api_key
@@ -181,10 +181,8 @@ def settings(database_url, dns_server) -> Settings:
 
 @pytest.fixture
 def app(settings):
-    app = create_app(settings)
-    app.test_client_class = ContractClient
-    yield app
-    app.extensions["verify"].database.dispose()
+    with contract_app(settings) as app:
+        yield app
 
 
 @pytest.fixture

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ContractClient
-from verify.app import create_app
+from tests.support.contract import contract_app
 
 
 @pytest.fixture
 def other(settings):
     """A second instance on the same database."""
-    app = create_app(settings)
-    app.test_client_class = ContractClient
-    yield app
-    app.extensions["verify"].database.dispose()
+    with contract_app(settings) as app:
+        yield app
 
 
 def ip_count(answer: dict) -> int:

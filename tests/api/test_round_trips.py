@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import ContractClient
+from tests.support.contract import contract_app
 from tests.support.pg_proxy import PostgresProxy
-from verify.app import create_app
 
 
 @pytest.fixture
@@ -18,10 +17,8 @@ def proxied(settings, database_url):
         pytest.skip("round trips are a PostgreSQL matter")
     with PostgresProxy() as proxy:
         url = sa.engine.make_url(database_url).set(host="127.0.0.1", port=proxy.port, query={"sslmode": "disable"})
-        app = create_app(settings.with_overrides(database_url=url.render_as_string(hide_password=False)))
-        app.test_client_class = ContractClient
-        yield app, proxy
-        app.extensions["verify"].database.dispose()
+        with contract_app(settings.with_overrides(database_url=url.render_as_string(hide_password=False))) as app:
+            yield app, proxy
 
 
 def test_an_assessment_is_one_read_and_one_write(proxied, assess_headers, admin_headers):

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import ContractClient
-from verify.app import create_app
+from tests.support.contract import contract_app
 
 STAGES = ("auth", "validation", "gather", "lists", "history", "judge", "record", "commit")
 
 
 def test_each_stage_is_timed_when_asked(settings, assess_headers):
-    app = create_app(settings.with_overrides(server_timing=True))
-    app.test_client_class = ContractClient
-    try:
+    with contract_app(settings.with_overrides(server_timing=True)) as app:
         answer = app.test_client().post("/v1/assessments", json={"email": "timed@example-mail.com"}, headers=assess_headers)
-        assert answer.status_code == 201
-        timed = dict(re.fullmatch(r"(\w+);dur=(\d+\.\d{3})", part).groups() for part in answer.headers["Server-Timing"].split(", "))
-        assert tuple(timed) == STAGES and all(float(ms) >= 0 for ms in timed.values())
-    finally:
-        app.extensions["verify"].database.dispose()
+    assert answer.status_code == 201
+    timed = dict(re.fullmatch(r"(\w+);dur=(\d+\.\d{3})", part).groups() for part in answer.headers["Server-Timing"].split(", "))
+    assert tuple(timed) == STAGES and all(float(ms) >= 0 for ms in timed.values())
 
 
 def test_no_header_by_default(client, assess_headers):

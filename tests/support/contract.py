@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
+from flask import Flask
 from flask.testing import FlaskClient
 import json
 
@@ -48,3 +51,17 @@ class ContractClient(FlaskClient):
         response = super().open(*args, **kwargs)
         check_response(response)
         return response
+
+
+@contextmanager
+def contract_app(settings) -> Iterator[Flask]:
+    """An app whose test clients check every response against openapi.yaml; its database
+    connections closed afterwards."""
+    from verify.app import create_app
+
+    app = create_app(settings)
+    app.test_client_class = ContractClient
+    try:
+        yield app
+    finally:
+        app.extensions["verify"].database.dispose()
