@@ -167,24 +167,27 @@ def test_no_writer_is_an_error_at_once_that_says_nothing_was_sent(socket_path):
 
 
 def test_a_hung_writer_times_out_and_a_dead_one_fails_at_once(database, socket_path):
+    # Only the write meant to time out has a short timeout: the others are patient, so that a
+    # loaded machine cannot fail them, and "at once" is measured against their own timeout.
     with running_writer(database, socket_path) as writer:
-        client = Client(socket_path, timeout=1)
-        client.write([(INSERT_ASSESSMENT, [row("before")])])
+        patient = Client(socket_path, timeout=10)
+        hasty = Client(socket_path, timeout=1)
+        patient.write([(INSERT_ASSESSMENT, [row("before")])])
         writer.send_signal(signal.SIGSTOP)
         try:
             started = time.monotonic()
             with pytest.raises(sqlite3.OperationalError, match=UNREACHABLE):
-                client.write([(INSERT_ASSESSMENT, [row("stuck")])])
-            assert 0.9 < time.monotonic() - started < 3
+                hasty.write([(INSERT_ASSESSMENT, [row("stuck")])])
+            assert 0.9 < time.monotonic() - started < 5
         finally:
             writer.send_signal(signal.SIGCONT)
-        client.write([(INSERT_ASSESSMENT, [row("resumed")])])
+        patient.write([(INSERT_ASSESSMENT, [row("resumed")])])
         writer.kill()
         writer.wait()
         started = time.monotonic()
         with pytest.raises(WriterUnreachable, match=UNREACHABLE):  # nothing sent: its socket is closed
-            client.write([(INSERT_ASSESSMENT, [row("gone")])])
-        assert time.monotonic() - started < 1
+            patient.write([(INSERT_ASSESSMENT, [row("gone")])])
+        assert time.monotonic() - started < 5  # not the 10 s timeout: a closed socket fails at once
 
 
 @pytest.fixture

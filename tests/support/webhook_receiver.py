@@ -56,7 +56,7 @@ class WebhookReceiver:
                         self.send_response(200)
                         self.send_header("Content-Length", "100000")
                         self.end_headers()
-                        for _ in range(250):
+                        for _ in range(500):  # 10 s
                             self.wfile.write(b"x")
                             self.wfile.flush()
                             time.sleep(0.02)
