@@ -55,6 +55,23 @@ def test_bad_stats_queries_get_422(client, admin_headers, query):
     assert client.get(f"/v1/stats?{query}", headers=admin_headers).status_code == 422
 
 
+@pytest.mark.parametrize("bucket", ["hour", "day"])
+def test_windows_at_the_ends_of_the_calendar_are_answered_not_overflowed(client, admin_headers, bucket):
+    # Found by schemathesis: the default `since` (30 days before `until`) fell before year 1.
+    early = client.get(f"/v1/stats?bucket={bucket}&until=0001-01-03T14:11:05%2B01:00", headers=admin_headers)
+    assert early.status_code == 200, early.get_json()
+    since = "0001-01-02T13:11:05.000Z" if bucket == "hour" else "0001-01-01T00:00:00.000Z"  # 24 h, or 30 days cut at year 1
+    assert early.get_json()["since"] == since
+    assert early.get_json()["buckets"][0]["start"] == since.replace("13:11:05", "13:00:00")
+    # The last bucket of year 9999 has no next one to step to.
+    late = client.get(f"/v1/stats?bucket={bucket}&since=9999-12-31T20:30:00Z&until=9999-12-31T23:59:59.999999Z",
+                      headers=admin_headers)
+    assert late.status_code == 200, late.get_json()
+    starts = [b["start"] for b in late.get_json()["buckets"]]
+    assert starts[-1] == ("9999-12-31T23:00:00.000Z" if bucket == "hour" else "9999-12-31T00:00:00.000Z")
+    assert len(starts) == (4 if bucket == "hour" else 1)
+
+
 def test_the_review_scope_reads_and_labels_but_changes_nothing_else(client, assess_headers, review_headers):
     assessment = assess(client, assess_headers, email="x1@mailinator.com")
     assert client.get("/v1/stats", headers=review_headers).status_code == 200

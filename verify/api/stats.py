@@ -30,12 +30,19 @@ class StatsQuery(BaseModel):
 
 def window(query: StatsQuery) -> tuple[datetime, datetime]:
     until = query.until or datetime.now(timezone.utc)
-    since = query.since or until - DEFAULT_SPAN[query.bucket] * BUCKETS[query.bucket]
+    since = query.since or default_since(until, query.bucket)
     if since >= until:
         raise query_error("since", "must be before `until`")
     if (until - since) / BUCKETS[query.bucket] > MAX_BUCKETS:
         raise query_error("since", f"at most {MAX_BUCKETS} buckets: choose a later `since` or `bucket=day`")
     return since, until
+
+
+def default_since(until: datetime, bucket: str) -> datetime:
+    """DEFAULT_SPAN buckets before `until`, or the first moment of year 1 when that is earlier."""
+    span = DEFAULT_SPAN[bucket] * BUCKETS[bucket]
+    earliest = datetime.min.replace(tzinfo=timezone.utc)
+    return until - span if until - earliest > span else earliest
 
 
 @bp.get("")

@@ -61,8 +61,11 @@ def verdict_buckets(since: datetime, until: datetime, bucket: str, *, session: S
     for start, verdict, count in rows:
         counts.setdefault(_as_utc(start), Counter())[verdict] += count
     found, start, step = [], bucket_start(since, bucket), BUCKETS[bucket]
+    last = datetime.max.replace(tzinfo=timezone.utc) - step  # year 9999's last bucket has no next one
     while start < until:
         found.append({"start": start, **{verdict: counts.get(start, Counter())[verdict] for verdict in VERDICTS}})
+        if start > last:
+            break
         start += step
     return found
 
