@@ -395,12 +395,13 @@ def purge(older_than: str) -> None:
     )
 
 
-# Outside knowledge kept fresh (verify/cli_intel.py): geoip update, feeds, worker.
+# Outside knowledge kept fresh (verify/cli_intel.py): geoip update, feeds, worker, failing revision jobs.
 from verify import cli_intel  # noqa: E402  (it imports this module's helpers back)
 
 geoip.add_command(cli_intel.geoip_update)
 main.add_command(cli_intel.feeds_group)
 main.add_command(cli_intel.worker)
+main.add_command(cli_intel.revisions_group)
 
 
 if __name__ == "__main__":

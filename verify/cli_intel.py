@@ -22,9 +22,10 @@ from verify.intel.feeds import FORMATS
 from verify.intel.geoip_update import UpdateFailed, Updater, configured_editions
 from verify.periodic import Periodic, run_periodic
 from verify.progress import progress
-from verify.revising import pending_revision_jobs, run_due
+from verify.revising import due_revision_jobs, failing_revision_jobs, run_due
 from verify.store import feeds as feed_store
 from verify.store import lengths
+from verify.store.revisions import failing_job_rows, requeue_jobs
 
 DEFAULT_INTERVAL = "6h"
 
@@ -174,23 +175,73 @@ def feeds_sync(name: str | None, force: bool) -> None:
         sys.exit(1)
 
 
+# -- verify revisions ----------------------------------------------------------------------------
+
+@click.group("revisions")
+def revisions_group() -> None:
+    """Re-judging jobs whose batches failed: see them, and re-queue those set aside."""
+
+
+@revisions_group.command("list")
+@with_appcontext
+def revisions_list() -> None:
+    """Jobs whose last batch failed: set aside, or waiting to be tried again (with their last error)."""
+    cli = _cli()
+    services = cli.app_services()
+    cli.upgrade_database(services)
+    with services.database.transaction() as session:
+        jobs = failing_job_rows(session=session)
+    if not jobs:
+        click.echo("no failing revision jobs")
+    for job in jobs:
+        state = (f"set aside {job.failed_at:%Y-%m-%dT%H:%M:%SZ}" if job.failed_at
+                 else f"retry at {job.retry_at:%Y-%m-%dT%H:%M:%SZ}" if job.retry_at else "due")
+        click.echo(f"{job.id}\t{job.cause_kind}:{job.cause_ref}\t{job.failures} failures\t{state}\t{job.last_error or ''}")
+
+
+@revisions_group.command("retry")
+@click.argument("job_ids", nargs=-1, type=click.IntRange(min=1))
+@with_appcontext
+def revisions_retry(job_ids: tuple[int, ...]) -> None:
+    """Re-queue set-aside jobs (all of them, or the JOB_IDS given), after fixing what failed them."""
+    cli = _cli()
+    services = cli.app_services()
+    cli.upgrade_database(services)
+    with services.database.transaction() as session:
+        requeued = requeue_jobs(job_ids or None, actor="cli", session=session)
+    missing = sorted(set(job_ids) - set(requeued))
+    if requeued:
+        click.echo(f"re-queued {len(requeued)} job(s): {', '.join(map(str, requeued))}")
+    else:
+        click.echo("no set-aside job to re-queue")
+    if missing:
+        click.echo(f"error: not set aside: {', '.join(map(str, missing))}", err=True)
+        sys.exit(1)
+
+
 # -- verify worker -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class RevisionsRecorded:
     count: int
-    failed: bool = False
+    failing: int = 0  # jobs whose last batch failed (logged): waiting to be tried again, or set aside
+
+    @property
+    def failed(self) -> bool:
+        return self.failing > 0
 
     def describe(self) -> str:
-        return f"revisions: {self.count} recorded"
+        failing = f"; {self.failing} job(s) failing, see the log and `verify revisions list`" if self.failing else ""
+        return f"revisions: {self.count} recorded{failing}"
 
 
 def revise(database, *, until_idle: bool) -> list[RevisionsRecorded]:
-    """One bounded round of queued re-judging (`--once`: until no job is left)."""
+    """One bounded round of queued re-judging (`--once`: until no job is due)."""
     recorded = run_due(database)
-    while until_idle and pending_revision_jobs(database):
+    while until_idle and due_revision_jobs(database):
         recorded += run_due(database)
-    return [RevisionsRecorded(recorded)] if recorded else []
+    failing = failing_revision_jobs(database) if until_idle else 0
+    return [RevisionsRecorded(recorded, failing)] if recorded or failing else []
 
 
 @click.command("worker")

@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
 
 from verify.engine import revisions as judging
 from verify.children import stop_event
@@ -35,11 +39,13 @@ from verify.store.revisions import (
     claim_job,
     claim_seen_job,
     current_verdicts,
+    due_jobs,
+    failing_jobs,
     linked_assessments,
     oldest_job,
-    pending_jobs,
     policy_in_force,
     record_revisions,
+    set_back_job,
     signals_of,
     vouched_for,
 )
@@ -51,6 +57,22 @@ DRAIN_INTERVAL = 2.0  # seconds between looks for queued jobs in `verify serve`
 # Below the web workers: a batch re-judges up to `batch` assessments at once, and at equal
 # priority it took a whole core from them for tens of milliseconds under a campaign.
 DRAIN_NICENESS = 10
+# A job whose batch raised is tried again later, each time twice as late, and set aside after
+# this many failures in a row (`verify revisions retry` re-queues it): being the oldest, it
+# would otherwise be taken first on every round and hold up every job queued after it.
+MAX_JOB_FAILURES = 5
+FIRST_JOB_RETRY = timedelta(seconds=30)
+# The database being unreachable or busy is no fault of the job: such errors end the round
+# (the drain tries again) without counting against it.
+TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+class BatchFailed(Exception):
+    """A job's batch raised something other than a transient database error."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"revision job {job_id}: a batch failed")
+        self.job_id = job_id
 
 
 def stored_assessment(row, verdict: str, signals: dict | None = None) -> judging.StoredAssessment:
@@ -94,39 +116,79 @@ def step(job: RevisionJob, *, batch: int, session) -> tuple[list, Position | Non
 
 
 def run_due(database: Database, *, batch: int = DEFAULT_BATCH, max_batches: int = 50, now: datetime | None = None) -> int:
-    """Work through queued jobs, one batch at a time, until none is left or `max_batches` ran; return revisions recorded."""
+    """Work through due jobs, one batch at a time, until none is left or `max_batches` ran; return revisions recorded."""
     one_batch = _batch_in_locked_job if database.dialect == "postgresql" else _batch_then_short_write
     recorded = 0
     for _ in range(max_batches):
-        done = one_batch(database, batch=batch, now=now or datetime.now(timezone.utc))
+        at = now or datetime.now(timezone.utc)
+        try:
+            done = one_batch(database, batch=batch, now=at)
+        except BatchFailed as failure:
+            _set_back(database, failure, now=at)
+            continue
         if done is None:
             break
         recorded += done
     return recorded
 
 
+def _set_back(database: Database, failure: BatchFailed, *, now: datetime) -> None:
+    """Count the failure against its job (its transaction was rolled back): retried later, or set aside."""
+    cause = failure.__cause__
+    error = f"{type(cause).__name__}: {cause}"
+    with database.transaction() as session:
+        job = session.get(RevisionJob, failure.job_id)
+        if job is None or job.done_at is not None:  # erased or finished meanwhile
+            return
+        failures = job.failures + 1
+        retry_in = FIRST_JOB_RETRY * 2 ** (failures - 1) if failures < MAX_JOB_FAILURES else None
+        set_back_job(job, error, retry_in=retry_in, now=now, session=session)
+    if retry_in is None:
+        log.error("revisions: job %s set aside after %d failed batches (re-queue it with `verify revisions retry`): %s",
+                  failure.job_id, failures, error, exc_info=cause)
+    else:
+        log.warning("revisions: a batch of job %s failed (%d of %d); trying it again in %s: %s",
+                    failure.job_id, failures, MAX_JOB_FAILURES, retry_in, error, exc_info=cause)
+
+
 def _batch_in_locked_job(database: Database, *, batch: int, now: datetime) -> int | None:
     """PostgreSQL: claim, judge and write in one transaction, holding only the job's row."""
     with database.transaction() as session:
-        job = claim_job(session=session)
+        job = claim_job(now=now, session=session)
         if job is None:
             return None
-        found, position = step(job, batch=batch, session=session)
-        return _write_batch(job, found, position, session=session, now=now)
+        with _blamed_on(job.id):
+            found, position = step(job, batch=batch, session=session)
+            return _write_batch(job, found, position, session=session, now=now)
 
 
 def _batch_then_short_write(database: Database, *, batch: int, now: datetime) -> int | None:
     """SQLite: read and judge the oldest job's next batch with no lock held, then write it in a
     short transaction, unless another drainer moved the job meanwhile (then it is read again)."""
     with database.transaction() as session:  # reads only: SQLite takes no write lock
-        job = oldest_job(session=session)
+        job = oldest_job(now=now, session=session)
         if job is None:
             return None
         seen = (job.id, job.attempts)
-        found, position = step(job, batch=batch, session=session)
+        with _blamed_on(job.id):
+            found, position = step(job, batch=batch, session=session)
     with database.transaction() as session:
         job = claim_seen_job(*seen, session=session)
-        return 0 if job is None else _write_batch(job, found, position, session=session, now=now)
+        if job is None:
+            return 0
+        with _blamed_on(job.id):
+            return _write_batch(job, found, position, session=session, now=now)
+
+
+@contextmanager
+def _blamed_on(job_id: int) -> Iterator[None]:
+    """Errors inside count against the job (BatchFailed), unless the database itself failed."""
+    try:
+        yield
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:
+        raise BatchFailed(job_id) from error
 
 
 def _write_batch(job: RevisionJob, found: list, position: Position | None, *, session, now: datetime) -> int:
@@ -140,12 +202,19 @@ def _write_batch(job: RevisionJob, found: list, position: Position | None, *, se
         )
         for row, outcome in found
     ]
-    return len(record_revisions(session, revisions, now=now))
+    recorded = len(record_revisions(session, revisions, now=now))
+    session.flush()  # a write the database refuses fails here, counted against the job, not at commit
+    return recorded
 
 
-def pending_revision_jobs(database: Database) -> int:
+def due_revision_jobs(database: Database) -> int:
     with database.transaction() as session:
-        return pending_jobs(session=session)
+        return due_jobs(now=datetime.now(timezone.utc), session=session)
+
+
+def failing_revision_jobs(database: Database) -> int:
+    with database.transaction() as session:
+        return failing_jobs(session=session)
 
 
 def run_drain_child(settings: Settings, *, parent_pid: int) -> None:
@@ -160,6 +229,6 @@ def run_drain_child(settings: Settings, *, parent_pid: int) -> None:
             try:
                 run_due(database)
             except Exception:  # noqa: BLE001 (the loop must outlive a database outage; the next round retries)
-                log.exception("revisions: a batch failed; trying again in %g s", DRAIN_INTERVAL)
+                log.exception("revisions: the round failed (a job's own failures are counted in run_due); trying again in %g s", DRAIN_INTERVAL)
     finally:
         database.dispose()

@@ -140,9 +140,15 @@ class RevisionJob(SQLModel, table=True):
     # What to re-judge: links (column, values, window) and the finding to add; see engine/revisions.py.
     payload: dict = Field(default_factory=dict, sa_type=sa.JSON)
     after_seq: int = Field(default=0, sa_type=sa.BigInteger)  # the last seq done on its current link (payload["position"] has all)
-    attempts: int = 0
+    attempts: int = 0  # batches written: the version SQLite's drainers check (store/revisions.py)
     created_at: datetime = utc_column()
     done_at: datetime | None = utc_column(nullable=True, index=True)
+    # A batch that raised: counted, its error kept, the job tried again at `retry_at`; after
+    # MAX_JOB_FAILURES it is set aside (`failed_at`) until re-queued (migration 0008).
+    failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    last_error: str | None = Field(default=None, max_length=500)
+    retry_at: datetime | None = utc_column(nullable=True)
+    failed_at: datetime | None = utc_column(nullable=True)
 
 
 class ApiKey(SQLModel, table=True):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +34,7 @@ from verify.engine.revisions import (
     ip_keys,
     list_evidence,
 )
+from verify.store.audit import record_audit
 from verify.store.models import Assessment, Feedback, ListDef, Revision, RevisionJob, Stamp, utcnow
 from verify.store.policy import current_policy
 from verify.store.webhooks import REVISION_CREATED, enqueue_events
@@ -151,18 +152,25 @@ def enqueue_list_entries(list_def: ListDef, values: Sequence[str], *, session: S
             enqueue_job(evidence, cause_kind="list", cause_ref=ref, source_id=None, session=session)
 
 
-def claim_job(*, session: Session) -> RevisionJob | None:
-    """PostgreSQL: the oldest unfinished job, locked by this transaction (`FOR UPDATE SKIP
-    LOCKED`, so that several workers take different jobs); None when there is none free."""
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    """Unfinished, not set aside, and not waiting to be tried again after a failure."""
+    return sa.and_(
+        col(RevisionJob.done_at).is_(None), col(RevisionJob.failed_at).is_(None),
+        sa.or_(col(RevisionJob.retry_at).is_(None), col(RevisionJob.retry_at) <= now),
+    )
+
+
+def claim_job(*, now: datetime, session: Session) -> RevisionJob | None:
+    """PostgreSQL: the oldest due job, locked by this transaction (`FOR UPDATE SKIP LOCKED`, so
+    that several workers take different jobs); None when there is none free."""
     return session.exec(
-        select(RevisionJob).where(col(RevisionJob.done_at).is_(None)).order_by(col(RevisionJob.id))
-        .limit(1).with_for_update(skip_locked=True)
+        select(RevisionJob).where(_due(now)).order_by(col(RevisionJob.id)).limit(1).with_for_update(skip_locked=True)
     ).first()
 
 
-def oldest_job(*, session: Session) -> RevisionJob | None:
-    """SQLite: the oldest unfinished job, read without a lock (see `claim_seen_job`)."""
-    return session.exec(select(RevisionJob).where(col(RevisionJob.done_at).is_(None)).order_by(col(RevisionJob.id)).limit(1)).first()
+def oldest_job(*, now: datetime, session: Session) -> RevisionJob | None:
+    """SQLite: the oldest due job, read without a lock (see `claim_seen_job`)."""
+    return session.exec(select(RevisionJob).where(_due(now)).order_by(col(RevisionJob.id)).limit(1)).first()
 
 
 def claim_seen_job(job_id: int, attempts: int, *, session: Session) -> RevisionJob | None:
@@ -295,8 +303,44 @@ def advance_job(job: RevisionJob, position: Position | None, *, session: Session
     session.add(job)
 
 
-def pending_jobs(*, session: Session) -> int:
-    return session.execute(sa.select(sa.func.count()).select_from(RevisionJob).where(col(RevisionJob.done_at).is_(None))).scalar_one()
+def due_jobs(*, now: datetime, session: Session) -> int:
+    """Jobs to do now: not those waiting to be tried again after a failure, nor those set aside."""
+    return session.execute(sa.select(sa.func.count()).select_from(RevisionJob).where(_due(now))).scalar_one()
+
+
+def failing_jobs(*, session: Session) -> int:
+    """Unfinished jobs whose last batch failed: waiting to be tried again, or set aside."""
+    failing = sa.and_(col(RevisionJob.done_at).is_(None), RevisionJob.failures > 0)
+    return session.execute(sa.select(sa.func.count()).select_from(RevisionJob).where(failing)).scalar_one()
+
+
+def set_back_job(job: RevisionJob, error: str, *, retry_in: timedelta | None, now: datetime, session: Session) -> None:
+    """Count a failed batch against the job: tried again after `retry_in`, or set aside when None."""
+    job.failures += 1
+    job.last_error = error[:500]
+    job.retry_at = None if retry_in is None else now + retry_in
+    job.failed_at = now if retry_in is None else None
+    session.add(job)
+
+
+def failing_job_rows(*, session: Session) -> list[RevisionJob]:
+    """Unfinished jobs whose last batch failed, set aside or waiting to be tried again, oldest first."""
+    failing = sa.and_(col(RevisionJob.done_at).is_(None), RevisionJob.failures > 0)
+    return list(session.exec(select(RevisionJob).where(failing).order_by(col(RevisionJob.id))))
+
+
+def requeue_jobs(job_ids: Sequence[int] | None = None, *, actor: str, session: Session) -> list[int]:
+    """Put set-aside jobs (all, or those named) back in the queue, their failures forgotten
+    (the last error is kept); audited. The ids re-queued."""
+    jobs = [job for job in failing_job_rows(session=session)
+            if job.failed_at is not None and (job_ids is None or job.id in job_ids)]
+    for job in jobs:
+        job.failures, job.retry_at, job.failed_at = 0, None, None
+        session.add(job)
+    if jobs:
+        ids = [job.id for job in jobs]
+        record_audit(actor, "revision_job.requeue", target=",".join(map(str, ids))[:200], detail={"ids": ids}, session=session)
+    return [job.id for job in jobs]
 
 
 # -- revisions -------------------------------------------------------------------------------
