@@ -126,7 +126,7 @@ def test_a_unique_violation_undoes_only_its_own_request_in_the_group(database):
 
 def test_the_sender_of_a_colliding_write_gets_unique_violation(database, socket_path):
     with running_writer(database, socket_path):
-        client = Client(socket_path, timeout=5)
+        client = Client(socket_path, timeout=30)  # what is tested is the answer, not its speed
         client.write([(INSERT_ASSESSMENT, [row("once")])])
         with pytest.raises(UniqueViolation):
             client.write([(INSERT_ASSESSMENT, [row("twice"), row("once")])])
@@ -158,11 +158,11 @@ def test_what_a_writer_killed_with_sigkill_acknowledged_is_stored(database, sock
 
 
 def test_no_writer_is_an_error_at_once_that_says_nothing_was_sent(socket_path):
-    client = Client(socket_path, timeout=5)
+    client = Client(socket_path, timeout=30)
     started = time.monotonic()
     with pytest.raises(WriterUnreachable, match=UNREACHABLE):  # the caller may commit the batch itself
         client.write([(INSERT_ASSESSMENT, [row("x")])])
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5  # not the 30 s timeout: no socket fails at once
     assert issubclass(WriterUnreachable, Unavailable)  # a 503 wherever it is not caught
 
 
@@ -194,7 +194,7 @@ def test_a_hung_writer_times_out_and_a_dead_one_fails_at_once(database, socket_p
 def writer_client():
     """The hook a `verify serve` worker sets (verify/server.py), restored afterwards."""
     def attach(path: str) -> None:
-        driver_module.writer = Client(path, timeout=2)
+        driver_module.writer = Client(path, timeout=30)
 
     yield attach
     driver_module.writer = None
