@@ -1,14 +1,24 @@
 """The processes `verify serve` forks beside its workers (deliveries, revisions, the SQLite
-writer and its supervisor): forked so that they never return into their parent's code,
-stopped by SIGTERM, with the arbiter's signal handlers replaced by their own."""
+writer), each under a supervisor that starts it again if it dies: forked so that they never
+return into their parent's code, stopped by SIGTERM, with the arbiter's signal handlers
+replaced by their own, and named for `ps` and `top` ("verify: revision jobs")."""
 
 from __future__ import annotations
 
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+
+import setproctitle
+
+# A child that dies is started again after RESTART_PAUSE; one that keeps dying young (within
+# YOUNG seconds) waits twice as long each time, up to LONGEST_PAUSE, instead of spinning.
+RESTART_PAUSE = 0.05
+LONGEST_PAUSE = 5.0
+YOUNG = 10.0
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 # The arbiter's own handlers for these would act on its workers from the child.
@@ -47,6 +57,58 @@ def fork(run: Callable[[], None], *, log: Any, failure: str) -> int:
         finally:
             os._exit(code)
     return pid
+
+
+def name(title: str) -> None:
+    """This process's name in `ps` and `top`: "verify: <title>"."""
+    setproctitle.setproctitle(f"verify: {title}")
+
+
+def keep_running(run: Callable[[int], None], *, what: str, parent_pid: int, log: Any) -> None:
+    """In a supervisor forked from gunicorn's arbiter: keep one child running `run(supervisor_pid)`,
+    named `what`, started again whenever it dies, until told to stop or the arbiter is gone.
+    The child should return once its parent (this process) is gone."""
+    name(f"{what} supervisor")
+    stop = threading.Event()
+    child = {"pid": 0}
+
+    def on_stop(*_: Any) -> None:
+        stop.set()
+        if child["pid"]:
+            terminate(child["pid"])
+
+    replace_arbiter_signals(on_stop)
+    supervisor, pause = os.getpid(), RESTART_PAUSE
+    while not stop.is_set() and os.getppid() == parent_pid:
+        started = time.monotonic()
+        pid = child["pid"] = fork(lambda: (name(what), run(supervisor)), log=log, failure=f"{what} stopped")
+        log.info("%s in process %s", what, pid)
+        status = _wait(pid, stop=stop, parent_pid=parent_pid)
+        child["pid"] = 0
+        if status is None:  # told to stop, or the arbiter is gone: the child was asked to stop too
+            return
+        pause = RESTART_PAUSE if time.monotonic() - started > YOUNG else min(pause * 2, LONGEST_PAUSE)
+        code = os.waitstatus_to_exitcode(status)
+        ended = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        log.warning("%s (process %s) %s; started again in %g s", what, pid, ended, pause)
+        stop.wait(pause)
+
+
+def _wait(pid: int, *, stop: threading.Event, parent_pid: int) -> int | None:
+    """The child's exit status once it ends; None (after stopping it) when this supervisor is
+    told to stop or its parent is gone first."""
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return 0
+        if done:
+            return None if stop.is_set() else status  # stopped by on_stop, or died by itself
+        if stop.is_set() or os.getppid() != parent_pid:
+            terminate(pid)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(0.05)
 
 
 def terminate(pid: int) -> None:

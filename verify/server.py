@@ -123,14 +123,18 @@ def child_hooks(run: Callable[[int], None], *, what: str) -> dict[str, Any]:
 
     The child is forked in `when_ready`, before the workers: the arbiter has no threads then,
     so the fork is safe, and the workers never learn of it (a multiprocessing child would be
-    terminated by the atexit handler of every worker that exits). It stops on SIGTERM, which
-    the arbiter sends it on exit, and by itself once the arbiter is gone.
+    terminated by the atexit handler of every worker that exits). It is a supervisor that runs
+    `run` in a child of its own and starts it again if it dies (killed by the kernel's OOM
+    killer, say); `run` gets the supervisor's pid. It stops on SIGTERM, which the arbiter sends
+    it on exit, and by itself once the arbiter is gone.
     """
     child: dict[str, int] = {}
 
     def when_ready(arbiter: Any) -> None:
-        child["pid"] = _fork_child(arbiter, lambda: run(arbiter.pid), failure=f"{what} stopped")
-        arbiter.log.info("%s in process %s", what, child["pid"])
+        child["pid"] = _fork_child(
+            arbiter, lambda: children.keep_running(run, what=what, parent_pid=arbiter.pid, log=arbiter.log),
+            failure=f"the supervisor of the {what} stopped",
+        )
 
     def on_exit(_arbiter: Any) -> None:
         if "pid" in child:
@@ -156,7 +160,6 @@ def writer_hooks(settings: Settings, database_path: str) -> dict[str, Any]:
         listener.close()  # the supervisor holds it; the workers need only its path
         os.environ[group_commit.SOCKET_ENV] = path
         state.update(pid=pid, directory=os.path.dirname(path))
-        arbiter.log.info("SQLite group commit: writer supervised by process %s", pid)
 
     def on_exit(_arbiter: Any) -> None:
         # The workers have stopped by now; the writer answers the groups it holds, then exits.
@@ -204,6 +207,7 @@ def server_options(settings: Settings, *, host: str, port: int, workers: int) ->
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": None,
+        "proc_name": "verify",  # `ps` shows "gunicorn: master [verify]", "gunicorn: worker [verify]"
         "errorlog": "-",
         "child_exit": _worker_exited,
         # gunicorn 25.1 opens a control socket at one path per user ($XDG_RUNTIME_DIR or

@@ -15,7 +15,18 @@ import subprocess
 import sys
 import time
 
-from tests.store.test_resilience import ROOT, children, free_port, get, make_key, stored, verify_serve, workers_of, writer_of
+from tests.store.test_resilience import (
+    ROOT,
+    children,
+    free_port,
+    get,
+    make_key,
+    stored,
+    supervised,
+    verify_serve,
+    workers_of,
+    writer_of,
+)
 from verify import revising
 
 
@@ -118,27 +129,47 @@ def still_running(pid: int) -> bool:
 def test_verify_serve_drains_the_revision_jobs_in_a_child_of_its_own(tmp_path, sqlite_template):
     """No `verify worker` beside it: a fraud label revises the signups it links within a few
     seconds, done by one process beside the workers (not by threads in them, which took their
-    GIL and, on SQLite, held the write lock for a whole batch)."""
+    GIL and, on SQLite, held the write lock for a whole batch), started again if it dies."""
     database = tmp_path / "verify.db"
     shutil.copy(sqlite_template, database)
     url = f"sqlite:///{database}"
     secret, _ = make_key(url, "drain", ["assess", "admin"])
     headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
     with verify_serve(url, workers=1, extra_env={"VERIFY_SERVE_REVISIONS": "on"}) as (server, port):
-        # The worker and the drain, beside the writer's supervisor; the drain yields the CPU to the worker.
-        assert sorted(os.getpriority(os.PRIO_PROCESS, pid) for pid in workers_of(server.pid)) == [0, revising.DRAIN_NICENESS]
-        ids = [send(port, "POST", "/v1/assessments", {"email": f"farm.{n}@gmail.com", "device_id": "farm-dev"}, headers)["id"]
-               for n in range(3)]
-        send(port, "POST", f"/v1/assessments/{ids[0]}/feedback", {"label": "fraud"}, headers)
-        deadline = time.monotonic() + 20
-        while True:
-            revised = [item["assessment_id"] for item in send(port, "GET", "/v1/revisions?limit=50", None, headers)["items"]]
-            if len(revised) == 3 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        assert sorted(revised) == sorted(ids)
+        [drain] = supervised(server.pid, "revision jobs")
+        # The drain yields the CPU to the worker.
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in (*workers_of(server.pid), drain)] == [0, revising.DRAIN_NICENESS]
+        first = fraud_ring(port, headers, "farm")
+        assert revised_within(port, headers, len(first)) == sorted(first)
+
+        os.kill(drain, signal.SIGKILL)  # as the kernel's OOM killer would
+        assert not still_running(drain)
+        deadline = time.monotonic() + 10
+        while not supervised(server.pid, "revision jobs"):
+            assert time.monotonic() < deadline, "the drain was not started again"
+            time.sleep(0.1)
+        second = fraud_ring(port, headers, "ring")
+        assert revised_within(port, headers, len(first) + len(second)) == sorted(first + second)
     with verify_serve(url, workers=1) as (server, _port):  # VERIFY_SERVE_REVISIONS=off
-        assert len(workers_of(server.pid)) == 1
+        assert len(children(server.pid)) == 2  # the worker and the writer's supervisor
+
+
+def fraud_ring(port: int, headers: dict, name: str) -> list[str]:
+    """Three signups on one device, the first labelled fraud: a job that revises all three."""
+    ids = [send(port, "POST", "/v1/assessments", {"email": f"{name}.{n}@gmail.com", "device_id": f"{name}-dev"}, headers)["id"]
+           for n in range(3)]
+    send(port, "POST", f"/v1/assessments/{ids[0]}/feedback", {"label": "fraud"}, headers)
+    return ids
+
+
+def revised_within(port: int, headers: dict, count: int, seconds: float = 20) -> list[str]:
+    """The assessments in the revision feed, once it holds `count` of them (or the time is up)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        revised = [item["assessment_id"] for item in send(port, "GET", "/v1/revisions?limit=50", None, headers)["items"]]
+        if len(revised) >= count or time.monotonic() > deadline:
+            return sorted(revised)
+        time.sleep(0.2)
 
 
 def send(port: int, method: str, path: str, body: dict | None, headers: dict) -> dict:

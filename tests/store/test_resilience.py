@@ -59,15 +59,27 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in text.split()]
 
 
+def title(pid: int) -> str:
+    """A process's name as `ps` shows it (verify/children.py names the processes it forks)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except FileNotFoundError:
+        return ""
+
+
 def workers_of(server_pid: int) -> list[int]:
-    """gunicorn's workers: the arbiter's children but the group-commit writer's supervisor,
-    the one with a child of its own (the writer)."""
-    return [child for child in children(server_pid) if not children(child)]
+    """gunicorn's workers, among the arbiter's children (the others are supervisors of ours)."""
+    return [child for child in children(server_pid) if title(child).startswith("gunicorn: worker")]
+
+
+def supervised(server_pid: int, what: str) -> list[int]:
+    """The processes named `what` under their supervisors, children of the arbiter."""
+    return [pid for child in children(server_pid) for pid in children(child) if title(pid) == f"verify: {what}"]
 
 
 def writer_of(server_pid: int) -> int | None:
     """The SQLite group-commit writer (a grandchild of the arbiter, under its supervisor)."""
-    writers = [writer for child in children(server_pid) for writer in children(child)]
+    writers = supervised(server_pid, "SQLite writer")
     assert len(writers) <= 1
     return writers[0] if writers else None
 
@@ -76,13 +88,13 @@ def writer_of(server_pid: int) -> int | None:
 def verify_serve(database_url: str, *, workers: int, extra_env: dict[str, str] | None = None):
     """`verify serve` on a free loopback port, as production runs it; stopped afterwards."""
     port = free_port()
-    # Without the webhook delivery and revision processes (unless asked for), the arbiter's
-    # children are its workers and, on SQLite, the supervisor of the group-commit writer.
+    # Without the webhook delivery and revision processes unless asked for; ready once each
+    # process wanted runs, under its supervisor.
     env = {**os.environ, "VERIFY_DATABASE_URL": database_url, "VERIFY_MX_CHECK": "off", "VERIFY_SERVE_DELIVERIES": "off",
            "VERIFY_SERVE_REVISIONS": "off", **(extra_env or {})}
     group_commit = database_url.startswith("sqlite") and env.get("VERIFY_SQLITE_GROUP_COMMIT", "on") == "on"
-    # Those processes have no children either: workers_of counts them with the workers.
-    childless = workers + sum(env[name] == "on" for name in ("VERIFY_SERVE_DELIVERIES", "VERIFY_SERVE_REVISIONS"))
+    wanted = {"webhook deliveries": env["VERIFY_SERVE_DELIVERIES"] == "on", "revision jobs": env["VERIFY_SERVE_REVISIONS"] == "on",
+              "SQLite writer": group_commit}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "verify", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
@@ -92,8 +104,8 @@ def verify_serve(database_url: str, *, workers: int, extra_env: dict[str, str] |
         deadline = time.monotonic() + 60
         while True:
             try:
-                if (get(port, "/readyz")[0] == 200 and len(workers_of(server.pid)) == childless
-                        and (writer_of(server.pid) is not None) == group_commit):
+                if (get(port, "/readyz")[0] == 200 and len(workers_of(server.pid)) == workers
+                        and all(len(supervised(server.pid, what)) == on for what, on in wanted.items())):
                     break
             except OSError:
                 pass

@@ -25,13 +25,12 @@ import sqlite3
 import struct
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verify.children import fork, replace_arbiter_signals, stop_event, terminate
+from verify.children import keep_running, stop_event
 from verify.store.database import SQLITE_BUSY_TIMEOUT_MS, _sqlite_pragmas
 from verify.store.driver import UniqueViolation, WriterUnreachable
 
@@ -293,37 +292,8 @@ def supervise(listener: socket.socket, path: str, synchronous: str, *, parent_pi
     writer costs the requests in flight (answered 503, retried by their clients), not the
     service. The listening socket stays open here, so nothing queued on it is lost.
     """
-    stop = threading.Event()
-    writer = {"pid": 0}
-
-    def on_stop(*_: Any) -> None:
-        stop.set()
-        if writer["pid"]:
-            terminate(writer["pid"])
-
-    replace_arbiter_signals(on_stop)
-    supervisor_pid = os.getpid()
-    while not stop.is_set() and os.getppid() == parent_pid:
-        pid = fork(lambda: serve(listener, path, synchronous, stop=stop_event(), parent_pid=supervisor_pid),
-                   log=log, failure="the SQLite writer stopped")
-        writer["pid"] = pid
-        log.info("SQLite group-commit writer in process %s", pid)
-        while True:
-            try:
-                done, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if done:
-                if not stop.is_set():
-                    log.warning("the SQLite writer (process %s) ended (status %s); starting another", pid, status)
-                break
-            if stop.is_set() or os.getppid() != parent_pid:
-                on_stop()
-                os.waitpid(pid, 0)
-                return
-            time.sleep(0.05)
-        writer["pid"] = 0
-        time.sleep(0.05)
+    keep_running(lambda supervisor: serve(listener, path, synchronous, stop=stop_event(), parent_pid=supervisor),
+                 what="SQLite writer", parent_pid=parent_pid, log=log)
 
 
 def private_socket_path() -> str:
