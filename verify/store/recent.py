@@ -300,16 +300,19 @@ class RecentIndex:
         if picked < cap and long_start < entry.floor:
             return None
         counts = {}
-        for window_name, start in window.starts.items():
-            first = max(lo, bisect.bisect_left(times, start))
-            if distinct:
-                found = set(values[first:hi])
-                found.discard(None)
-                found.discard(own)
-                counts[window_name] = len(found)
-            else:
-                counts[window_name] = hi - first - values[first:hi].count(own)
-        return {"long": counts["long"]} if name == "email_variants" else counts
+        if not distinct:
+            first = max(lo, bisect.bisect_left(times, long_start))
+            return {"long": hi - first - values[first:hi].count(own)}
+        # The windows nest (short within medium within long, all ending at `hi`): one set, grown
+        # from the shortest window outwards, is hashed over the long window's rows once.
+        found: set[Any] = set()
+        reached = hi
+        for window_name, start in sorted(window.starts.items(), key=lambda item: -item[1]):
+            first = min(reached, max(lo, bisect.bisect_left(times, start)))
+            found.update(values[first:reached])
+            reached = first
+            counts[window_name] = len(found) - (None in found) - (own in found)
+        return {window_name: counts[window_name] for window_name in window.starts}
 
     def reputation(self, column: str, counted: Mapping[str, Any], *, end: datetime, sample: int) -> list[tuple] | None:
         """(occurred_at, verdict, latest label by `end`) of the key's `sample` newest signups before
