@@ -36,13 +36,13 @@ from verify.store.revisions import (
     Position,
     advance_job,
     assessment_rows,
-    claim_job,
+    claim_jobs,
     claim_seen_job,
     current_verdicts,
     due_jobs,
     failing_jobs,
     linked_assessments,
-    oldest_job,
+    oldest_jobs,
     policy_in_force,
     record_revisions,
     set_back_job,
@@ -53,6 +53,10 @@ from verify.store.revisions import (
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 200
+# Jobs judged in one pass (two transactions on SQLite, one on PostgreSQL): a campaign queues
+# hundreds of small jobs (each number reaching its limit re-judges two or three earlier
+# signups), and one pass per job cost about 4 ms of transactions and ORM work for each.
+JOBS_PER_PASS = 25
 DRAIN_INTERVAL = 2.0  # seconds between looks for queued jobs in `verify serve`
 # Below the web workers: a batch re-judges up to `batch` assessments at once, and at equal
 # priority it took a whole core from them for tens of milliseconds under a campaign.
@@ -82,15 +86,17 @@ def stored_assessment(row, verdict: str, signals: dict | None = None) -> judging
     )
 
 
-def step(job: RevisionJob, *, batch: int, session) -> tuple[list, Position | None]:
+def step(job: RevisionJob, *, batch: int, session, revised: dict[str, str] | None = None) -> tuple[list, Position | None]:
     """Re-judge the job's next batch, writing nothing; return the revisions to record and the
-    job's next position (None: done)."""
+    job's next position (None: done). `revised`: verdicts that jobs judged earlier in the same
+    pass gave and that are not written yet (they are judged on, as if written)."""
     payload = job.payload
+    revised = revised or {}
     if payload.get("label") == "legitimate":  # a person vouched for this one assessment
         rows = assessment_rows([job.source_id], session=session) if job.source_id else []
         found = []
         for row in rows:
-            outcome = judging.legitimate(current_verdicts([row.id], session=session).get(row.id, row.verdict))
+            outcome = judging.legitimate(revised.get(row.id) or current_verdicts([row.id], session=session).get(row.id, row.verdict))
             if outcome:
                 found.append((row, outcome))
         return found, None
@@ -102,7 +108,7 @@ def step(job: RevisionJob, *, batch: int, session) -> tuple[list, Position | Non
     rows = [row for row in rows if not (row.id in seen or seen.add(row.id))]
     rows = [row for row in rows if judging.usable_links(stored_assessment(row, row.verdict, {}), evidence)]
     ids = [row.id for row in rows]
-    current, vouched = current_verdicts(ids, session=session), vouched_for(ids, session=session)
+    current, vouched = {**current_verdicts(ids, session=session), **revised}, vouched_for(ids, session=session)
     signals = signals_of([row.id for row in rows if row.id not in vouched], session=session)
     policy = policy_in_force(session=session) if signals else None
     found = []
@@ -116,13 +122,14 @@ def step(job: RevisionJob, *, batch: int, session) -> tuple[list, Position | Non
 
 
 def run_due(database: Database, *, batch: int = DEFAULT_BATCH, max_batches: int = 50, now: datetime | None = None) -> int:
-    """Work through due jobs, one batch at a time, until none is left or `max_batches` ran; return revisions recorded."""
-    one_batch = _batch_in_locked_job if database.dialect == "postgresql" else _batch_then_short_write
+    """Work through due jobs, a pass at a time (up to JOBS_PER_PASS jobs, one batch of each),
+    until none is left or `max_batches` passes ran; return revisions recorded."""
+    one_pass = _pass_in_locked_jobs if database.dialect == "postgresql" else _pass_then_short_write
     recorded = 0
     for _ in range(max_batches):
         at = now or datetime.now(timezone.utc)
         try:
-            done = one_batch(database, batch=batch, now=at)
+            done = one_pass(database, batch=batch, now=at)
         except BatchFailed as failure:
             _set_back(database, failure, now=at)
             continue
@@ -151,33 +158,48 @@ def _set_back(database: Database, failure: BatchFailed, *, now: datetime) -> Non
                     failure.job_id, failures, MAX_JOB_FAILURES, retry_in, error, exc_info=cause)
 
 
-def _batch_in_locked_job(database: Database, *, batch: int, now: datetime) -> int | None:
-    """PostgreSQL: claim, judge and write in one transaction, holding only the job's row."""
+def _pass_in_locked_jobs(database: Database, *, batch: int, now: datetime) -> int | None:
+    """PostgreSQL: claim, judge and write in one transaction, holding only the jobs' rows."""
     with database.transaction() as session:
-        job = claim_job(now=now, session=session)
-        if job is None:
+        jobs = claim_jobs(now=now, limit=JOBS_PER_PASS, session=session)
+        if not jobs:
             return None
-        with _blamed_on(job.id):
-            found, position = step(job, batch=batch, session=session)
-            return _write_batch(job, found, position, session=session, now=now)
+        recorded = 0
+        for job in jobs:
+            with _blamed_on(job.id):
+                found, position = step(job, batch=batch, session=session)
+                recorded += _write_batch(job, found, position, session=session, now=now)
+            if position is not None:  # a whole batch of one job: enough for one pass
+                break
+        return recorded
 
 
-def _batch_then_short_write(database: Database, *, batch: int, now: datetime) -> int | None:
-    """SQLite: read and judge the oldest job's next batch with no lock held, then write it in a
-    short transaction, unless another drainer moved the job meanwhile (then it is read again)."""
+def _pass_then_short_write(database: Database, *, batch: int, now: datetime) -> int | None:
+    """SQLite: read and judge the oldest jobs' next batches with no lock held, then write them
+    in a short transaction, in turn, up to a job another drainer moved meanwhile (it and those
+    after it are read again next pass)."""
+    judged = []
     with database.transaction() as session:  # reads only: SQLite takes no write lock
-        job = oldest_job(now=now, session=session)
-        if job is None:
+        jobs = oldest_jobs(now=now, limit=JOBS_PER_PASS, session=session)
+        if not jobs:
             return None
-        seen = (job.id, job.attempts)
-        with _blamed_on(job.id):
-            found, position = step(job, batch=batch, session=session)
+        revised: dict[str, str] = {}  # what the pass's earlier jobs made of an assessment, not yet written
+        for job in jobs:
+            with _blamed_on(job.id):
+                found, position = step(job, batch=batch, session=session, revised=revised)
+            revised.update((row.id, outcome.verdict) for row, outcome in found)
+            judged.append(((job.id, job.attempts), found, position))
+            if position is not None:  # a whole batch of one job: enough for one pass
+                break
+    recorded = 0
     with database.transaction() as session:
-        job = claim_seen_job(*seen, session=session)
-        if job is None:
-            return 0
-        with _blamed_on(job.id):
-            return _write_batch(job, found, position, session=session, now=now)
+        for seen, found, position in judged:
+            job = claim_seen_job(*seen, session=session)
+            if job is None:  # another drainer moved it: the jobs after it were judged on its outcome
+                break
+            with _blamed_on(job.id):
+                recorded += _write_batch(job, found, position, session=session, now=now)
+    return recorded
 
 
 @contextmanager

@@ -305,3 +305,20 @@ def test_a_batch_whose_job_another_drainer_moved_meanwhile_is_read_again(client,
     feed, _ = follow_feed(client, assess_headers, limit=50)
     assert sorted(item["assessment_id"] for item in feed) == sorted(ids)
     assert run_due(services.database) == 0
+
+
+def test_jobs_judged_in_one_pass_build_on_each_other(client, assess_headers, admin_headers, services):
+    """A device reaching its cluster limit raises its earlier signups to challenge; a fraud label
+    on one of them, judged in the same pass (on SQLite read together, then written together),
+    raises them on to deny: the second job is judged on what the first made of them."""
+    ids = [post(client, assess_headers, f"p{n}.q{n * 3}@gmail.com", n * 5, ip=HOME if n % 2 else OFFICE,
+                device_id="dev-x")["id"] for n in range(8)]
+    label(client, admin_headers, ids[2])
+    assert run_due(services.database, batch=200, max_batches=1) == 11  # both jobs, one pass
+    feed, _ = follow_feed(client, assess_headers, limit=50)
+    steps: dict[int, list] = {}
+    for item in feed:
+        steps.setdefault(ids.index(item["assessment_id"]), []).append((item["previous_verdict"], item["verdict"], item["cause"]["kind"]))
+    for n in (0, 1, 2):
+        assert steps[n] == [("allow", "challenge", "cluster"), ("challenge", "deny", "feedback")], steps
+    assert run_due(services.database) == 0

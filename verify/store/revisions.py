@@ -160,17 +160,17 @@ def _due(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-def claim_job(*, now: datetime, session: Session) -> RevisionJob | None:
-    """PostgreSQL: the oldest due job, locked by this transaction (`FOR UPDATE SKIP LOCKED`, so
-    that several workers take different jobs); None when there is none free."""
-    return session.exec(
-        select(RevisionJob).where(_due(now)).order_by(col(RevisionJob.id)).limit(1).with_for_update(skip_locked=True)
-    ).first()
+def claim_jobs(*, now: datetime, limit: int, session: Session) -> list[RevisionJob]:
+    """PostgreSQL: the oldest due jobs, up to `limit`, locked by this transaction (`FOR UPDATE
+    SKIP LOCKED`, so that several workers take different jobs)."""
+    return list(session.exec(
+        select(RevisionJob).where(_due(now)).order_by(col(RevisionJob.id)).limit(limit).with_for_update(skip_locked=True)
+    ))
 
 
-def oldest_job(*, now: datetime, session: Session) -> RevisionJob | None:
-    """SQLite: the oldest due job, read without a lock (see `claim_seen_job`)."""
-    return session.exec(select(RevisionJob).where(_due(now)).order_by(col(RevisionJob.id)).limit(1)).first()
+def oldest_jobs(*, now: datetime, limit: int, session: Session) -> list[RevisionJob]:
+    """SQLite: the oldest due jobs, up to `limit`, read without a lock (see `claim_seen_job`)."""
+    return list(session.exec(select(RevisionJob).where(_due(now)).order_by(col(RevisionJob.id)).limit(limit)))
 
 
 def claim_seen_job(job_id: int, attempts: int, *, session: Session) -> RevisionJob | None:
