@@ -175,9 +175,9 @@ def _pass_in_locked_jobs(database: Database, *, batch: int, now: datetime) -> in
 
 
 def _pass_then_short_write(database: Database, *, batch: int, now: datetime) -> int | None:
-    """SQLite: read and judge the oldest jobs' next batches with no lock held, then write them
-    in a short transaction, in turn, up to a job another drainer moved meanwhile (it and those
-    after it are read again next pass)."""
+    """SQLite: read and judge the oldest jobs' next batches with no lock held, then write each in
+    a short transaction of its own, in turn, up to a job another drainer moved meanwhile (it
+    and those after it are read again next pass)."""
     judged = []
     with database.transaction() as session:  # reads only: SQLite takes no write lock
         jobs = oldest_jobs(now=now, limit=JOBS_PER_PASS, session=session)
@@ -192,8 +192,10 @@ def _pass_then_short_write(database: Database, *, batch: int, now: datetime) -> 
             if position is not None:  # a whole batch of one job: enough for one pass
                 break
     recorded = 0
-    with database.transaction() as session:
-        for seen, found, position in judged:
+    for seen, found, position in judged:
+        # A transaction per job: the drain runs niced, and a long one kept the write lock (and
+        # every signup's commit behind it) while the busy workers held the CPU.
+        with database.transaction() as session:
             job = claim_seen_job(*seen, session=session)
             if job is None:  # another drainer moved it: the jobs after it were judged on its outcome
                 break
