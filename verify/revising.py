@@ -71,12 +71,8 @@ FIRST_JOB_RETRY = timedelta(seconds=30)
 TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
 
-class BatchFailed(Exception):
-    """A job's batch raised something other than a transient database error."""
-
-    def __init__(self, job_id: int) -> None:
-        super().__init__(f"revision job {job_id}: a batch failed")
-        self.job_id = job_id
+# The attribute by which a batch's error names the job it is blamed on (see `_blamed_on`).
+BLAMED_JOB = "revision_job_id"
 
 
 def stored_assessment(row, verdict: str, signals: dict | None = None) -> judging.StoredAssessment:
@@ -130,8 +126,10 @@ def run_due(database: Database, *, batch: int = DEFAULT_BATCH, max_batches: int 
         at = now or datetime.now(timezone.utc)
         try:
             done = one_pass(database, batch=batch, now=at)
-        except BatchFailed as failure:
-            _set_back(database, failure, now=at)
+        except Exception as error:
+            if getattr(error, BLAMED_JOB, None) is None:
+                raise
+            _set_back(database, getattr(error, BLAMED_JOB), error, now=at)
             continue
         if done is None:
             break
@@ -139,12 +137,11 @@ def run_due(database: Database, *, batch: int = DEFAULT_BATCH, max_batches: int 
     return recorded
 
 
-def _set_back(database: Database, failure: BatchFailed, *, now: datetime) -> None:
+def _set_back(database: Database, job_id: int, cause: Exception, *, now: datetime) -> None:
     """Count the failure against its job (its transaction was rolled back): retried later, or set aside."""
-    cause = failure.__cause__
     error = f"{type(cause).__name__}: {cause}"
     with database.transaction() as session:
-        job = session.get(RevisionJob, failure.job_id)
+        job = session.get(RevisionJob, job_id)
         if job is None or job.done_at is not None:  # erased or finished meanwhile
             return
         failures = job.failures + 1
@@ -152,10 +149,10 @@ def _set_back(database: Database, failure: BatchFailed, *, now: datetime) -> Non
         set_back_job(job, error, retry_in=retry_in, now=now, session=session)
     if retry_in is None:
         log.error("revisions: job %s set aside after %d failed batches (re-queue it with `verify revisions retry`): %s",
-                  failure.job_id, failures, error, exc_info=cause)
+                  job_id, failures, error, exc_info=cause)
     else:
         log.warning("revisions: a batch of job %s failed (%d of %d); trying it again in %s: %s",
-                    failure.job_id, failures, MAX_JOB_FAILURES, retry_in, error, exc_info=cause)
+                    job_id, failures, MAX_JOB_FAILURES, retry_in, error, exc_info=cause)
 
 
 def _pass_in_locked_jobs(database: Database, *, batch: int, now: datetime) -> int | None:
@@ -206,13 +203,15 @@ def _pass_then_short_write(database: Database, *, batch: int, now: datetime) -> 
 
 @contextmanager
 def _blamed_on(job_id: int) -> Iterator[None]:
-    """Errors inside count against the job (BatchFailed), unless the database itself failed."""
+    """Errors inside name the job (BLAMED_JOB): run_due counts them against it, unless the
+    database itself failed (a transient error, no fault of the job)."""
     try:
         yield
     except TRANSIENT_ERRORS:
         raise
     except Exception as error:
-        raise BatchFailed(job_id) from error
+        setattr(error, BLAMED_JOB, job_id)
+        raise
 
 
 def _write_batch(job: RevisionJob, found: list, position: Position | None, *, session, now: datetime) -> int:
