@@ -53,9 +53,9 @@ from verify.store.revisions import (
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 200
-# Jobs judged in one pass (two transactions on SQLite, one on PostgreSQL): a campaign queues
-# hundreds of small jobs (each number reaching its limit re-judges two or three earlier
-# signups), and one pass per job cost about 4 ms of transactions and ORM work for each.
+# Jobs judged in one pass (one read and a short write per job on SQLite, one transaction on
+# PostgreSQL): a campaign queues hundreds of small jobs (each number reaching its limit
+# re-judges two or three earlier signups), and a pass per job cost about 4 ms of CPU each.
 JOBS_PER_PASS = 25
 DRAIN_INTERVAL = 2.0  # seconds between looks for queued jobs in `verify serve`
 # Below the web workers: a batch re-judges up to `batch` assessments at once, and at equal
@@ -69,8 +69,6 @@ FIRST_JOB_RETRY = timedelta(seconds=30)
 # The database being unreachable or busy is no fault of the job: such errors end the round
 # (the drain tries again) without counting against it.
 TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
-
-
 # The attribute by which a batch's error names the job it is blamed on (see `_blamed_on`).
 BLAMED_JOB = "revision_job_id"
 
