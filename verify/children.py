@@ -14,6 +14,8 @@ from typing import Any
 
 import setproctitle
 
+from verify import metrics
+
 # A child that dies is started again after RESTART_PAUSE; one that keeps dying young (within
 # YOUNG seconds) waits twice as long each time, up to LONGEST_PAUSE, instead of spinning.
 RESTART_PAUSE = 0.05
@@ -91,6 +93,7 @@ def keep_running(run: Callable[[int], None], *, what: str, parent_pid: int, log:
         code = os.waitstatus_to_exitcode(status)
         ended = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
         log.warning("%s (process %s) %s; started again in %g s", what, pid, ended, pause)
+        metrics.record_background_restart(what.lower().replace(" ", "_"))
         stop.wait(pause)
 
 

@@ -31,6 +31,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 LOOKUP_KINDS = ("dns_mx", "geoip_city", "geoip_asn", "geoip_anonymous")
 # The MX check's outcomes (verify.intel.dns.OUTCOMES): a closed set, every one shown from the start.
 DNS_OUTCOMES = ("ok", "null_mx", "no_mail_host", "unknown")
+# The processes `verify serve` keeps running beside its workers (verify/children.py), by label.
+BACKGROUND_PROCESSES = ("sqlite_writer", "webhook_deliveries", "revision_jobs")
 
 # Labels come from closed sets: a label taken from the request (a junk method, a status no
 # route sends) would give an attacker one new series per request, without bound.
@@ -55,6 +57,7 @@ class Collectors:
     dns_canary_ok: Gauge
     database_errors: Counter
     geoip_built: Gauge
+    background_restarts: Counter
     # Labelled children by label values, made once: `.labels()` costs several times what an
     # increment does. Bounded like the series themselves: every label comes from a closed set.
     children: dict[tuple, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -121,6 +124,10 @@ def collectors() -> Collectors:
             "verify_geoip_build_timestamp_seconds", "Build time (Unix seconds, from the file's metadata) of the GeoIP "
             "database serving each role (city, asn, anonymous).", ["role"], registry=registry, multiprocess_mode="livemin",
         ),
+        background_restarts=Counter(
+            "verify_background_restarts_total", "Background processes of `verify serve` started again after they died, "
+            "by process: sqlite_writer, webhook_deliveries, revision_jobs.", ["process"], registry=registry,
+        ),
     )
     # Every series of a closed set exists from the start at zero, so that rates and alerts
     # work before the first signup (a series that appears later hides its first increment).
@@ -133,6 +140,8 @@ def collectors() -> Collectors:
     for kind in LOOKUP_KINDS:
         for outcome in ("ok", "failure"):
             made.lookups.labels(kind=kind, outcome=outcome)
+    for process in BACKGROUND_PROCESSES:
+        made.background_restarts.labels(process=process)
     return made
 
 
@@ -182,6 +191,13 @@ def set_dns_canary(canary: str, *, ok: bool) -> None:
 def record_database_error() -> None:
     """Count one request answered 503 because the database did not answer."""
     collectors().database_errors.inc()
+
+
+def record_background_restart(process: str) -> None:
+    """Count one background process started again after it died; `process` is one of BACKGROUND_PROCESSES."""
+    if process not in BACKGROUND_PROCESSES:
+        raise ValueError(f"unknown background process {process!r}")
+    collectors().background_restarts.labels(process=process).inc()
 
 
 def set_geoip_build(role: str, build_epoch: int) -> None:

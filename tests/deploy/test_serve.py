@@ -150,6 +150,9 @@ def test_verify_serve_drains_the_revision_jobs_in_a_child_of_its_own(tmp_path, s
             time.sleep(0.1)
         second = fraud_ring(port, headers, "ring")
         assert revised_within(port, headers, len(first) + len(second)) == sorted(first + second)
+        exposition = get(port, "/metrics")[1].decode()
+        assert 'verify_background_restarts_total{process="revision_jobs"} 1.0' in exposition
+        assert 'verify_background_restarts_total{process="sqlite_writer"} 0.0' in exposition
     with verify_serve(url, workers=1) as (server, _port):  # VERIFY_SERVE_REVISIONS=off
         assert len(children(server.pid)) == 2  # the worker and the writer's supervisor
 
