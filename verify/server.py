@@ -6,11 +6,15 @@ import gc
 import json
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.sync import SyncWorker
 
@@ -73,10 +77,18 @@ OPTIONAL_SETTINGS = frozenset({"control_socket_disable"})
 
 
 class VerifyServer(BaseApplication):
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, options: dict[str, Any], background: list[Background]) -> None:
         self.settings = settings
         self.options = options
+        self.background = background  # the arbiter keeps them running
         super().__init__()
+
+    def run(self) -> None:
+        try:
+            VerifyArbiter(self).run()
+        except RuntimeError as error:  # as gunicorn's own run(): a configuration it refuses
+            print(f"\nError: {error}\n", file=sys.stderr)
+            sys.exit(1)
 
     def load_config(self) -> None:
         for name, value in self.options.items():
@@ -115,59 +127,98 @@ def metrics_directory() -> str:
     return directory
 
 
-def child_hooks(run: Callable[[int], None], *, what: str) -> dict[str, Any]:
-    """gunicorn hooks that run `run(arbiter_pid)` in a child of the arbiter, so that the
-    embedded default needs no other process: the webhook deliveries
-    (`VERIFY_SERVE_DELIVERIES`) and the revision jobs (`VERIFY_SERVE_REVISIONS`), each off
-    when a separate `verify worker` does it.
+@dataclass
+class Background:
+    """A process `verify serve` forks from gunicorn's arbiter beside its workers: a supervisor
+    (verify/children.py) that keeps its own child running (the deliveries, the revision drain,
+    the SQLite writer), and that the arbiter starts again if it dies (VerifyArbiter).
 
-    The child is forked in `when_ready`, before the workers: the arbiter has no threads then,
-    so the fork is safe, and the workers never learn of it (a multiprocessing child would be
-    terminated by the atexit handler of every worker that exits). It is a supervisor that runs
-    `run` in a child of its own and starts it again if it dies (killed by the kernel's OOM
-    killer, say); `run` gets the supervisor's pid. It stops on SIGTERM, which the arbiter sends
-    it on exit, and by itself once the arbiter is gone.
+    Forked in `when_ready`, before the workers: the arbiter has no threads (then or later), so
+    the fork is safe, and the workers never learn of it (a multiprocessing child would be
+    terminated by the atexit handler of every worker that exits). It stops on SIGTERM, which
+    the arbiter sends it on exit, and by itself once the arbiter is gone.
     """
-    child: dict[str, int] = {}
 
-    def when_ready(arbiter: Any) -> None:
-        child["pid"] = _fork_child(
-            arbiter, lambda: children.keep_running(run, what=what, parent_pid=arbiter.pid, log=arbiter.log),
-            failure=f"the supervisor of the {what} stopped",
-        )
+    what: str  # the supervised process's name: "revision jobs"
+    fork: Callable[[Any], int]  # forks the supervisor from the arbiter; its pid
+    cleanup: Callable[[], None] = lambda: None  # after it stopped, on the arbiter's exit
+    pid: int = 0
+    started: float = 0.0
 
-    def on_exit(_arbiter: Any) -> None:
-        if "pid" in child:
-            children.terminate(child["pid"])
+    def start(self, arbiter: Any) -> None:
+        self.pid, self.started = self.fork(arbiter), time.monotonic()
 
-    return {"when_ready": when_ready, "on_exit": on_exit}
+    def gone(self) -> bool:
+        """Whether it ended (the arbiter's own waitpid(-1) may have reaped it already)."""
+        try:
+            ended, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        return ended != 0
 
 
-def writer_hooks(settings: Settings, database_path: str) -> dict[str, Any]:
-    """gunicorn hooks that run SQLite's group-commit writer (store/group_commit.py) under a
-    supervisor forked from the arbiter in `when_ready`, as the deliveries are. The socket is
-    bound here, before the fork and the workers, in a directory only this user can enter; the
-    workers learn its path from the environment they inherit."""
-    state: dict[str, Any] = {}
+# A supervisor that keeps dying is started again at most this often (seconds).
+SUPERVISOR_RESTART_PAUSE = 1.0
 
-    def when_ready(arbiter: Any) -> None:
-        path = group_commit.private_socket_path()
-        listener = group_commit.listen(path)
+
+class VerifyArbiter(Arbiter):
+    """gunicorn's arbiter, which also starts a background process's supervisor again if it
+    died (killed by hand or by the kernel's OOM killer): once a second it looks, as it does for
+    its workers."""
+
+    def manage_workers(self) -> None:
+        super().manage_workers()
+        for process in self.app.background:
+            if process.pid and time.monotonic() - process.started >= SUPERVISOR_RESTART_PAUSE and process.gone():
+                self.log.warning("the supervisor of the %s (process %s) is gone; starting another", process.what, process.pid)
+                metrics.record_background_restart(process.what.lower().replace(" ", "_"))
+                process.start(self)
+
+
+def supervised(run: Callable[[int], None], *, what: str) -> Background:
+    """A Background whose supervisor keeps `run(supervisor_pid)` running."""
+    return Background(what, lambda arbiter: _fork_child(
+        arbiter, lambda: children.keep_running(run, what=what, parent_pid=arbiter.pid, log=arbiter.log),
+        failure=f"the supervisor of the {what} stopped",
+    ))
+
+
+def sqlite_writer(settings: Settings, database_path: str) -> Background:
+    """SQLite's group-commit writer (store/group_commit.py) under its supervisor. The socket is
+    bound before each fork, at one path in a directory only this user can enter, made at the
+    first start: the workers learn the path from the environment they inherit (they are forked
+    after `when_ready`), and connect to it again after a restart."""
+    state: dict[str, str] = {}
+
+    def fork(arbiter: Any) -> int:
+        if "path" not in state:
+            state["path"] = os.environ[group_commit.SOCKET_ENV] = group_commit.private_socket_path()
+        listener = group_commit.listen(state["path"])
         pid = _fork_child(
             arbiter, lambda: group_commit.supervise(listener, database_path, settings.sqlite_synchronous, parent_pid=arbiter.pid),
             failure="the SQLite writer's supervisor stopped",
         )
         listener.close()  # the supervisor holds it; the workers need only its path
-        os.environ[group_commit.SOCKET_ENV] = path
-        state.update(pid=pid, directory=os.path.dirname(path))
+        return pid
 
-    def on_exit(_arbiter: Any) -> None:
-        # The workers have stopped by now; the writer answers the groups it holds, then exits.
-        if "pid" in state:
-            children.terminate(state["pid"])
-            shutil.rmtree(state["directory"], ignore_errors=True)
+    def cleanup() -> None:
+        if "path" in state:
+            shutil.rmtree(os.path.dirname(state["path"]), ignore_errors=True)
 
-    return {"when_ready": when_ready, "on_exit": on_exit}
+    return Background("SQLite writer", fork, cleanup=cleanup)
+
+
+def background_processes(settings: Settings) -> list[Background]:
+    """What `verify serve` runs beside its workers, by the settings."""
+    found = []
+    database_path = group_commit.sqlite_path(settings.database_url)
+    if settings.sqlite_group_commit and database_path:
+        found.append(sqlite_writer(settings, database_path))
+    if settings.serve_deliveries:
+        found.append(supervised(lambda parent: run_delivery_child(settings, parent_pid=parent), what="webhook deliveries"))
+    if settings.serve_revisions:
+        found.append(supervised(lambda parent: run_drain_child(settings, parent_pid=parent), what="revision jobs"))
+    return found
 
 
 def _fork_child(arbiter: Any, run: Callable[[], None], *, failure: str) -> int:
@@ -181,23 +232,27 @@ def _fork_child(arbiter: Any, run: Callable[[], None], *, failure: str) -> int:
     return children.fork(in_child, log=arbiter.log, failure=failure)
 
 
-def _chained(*hook_sets: dict[str, Any]) -> dict[str, Any]:
-    """Several sets of gunicorn hooks as one: a hook named in more than one runs each in turn."""
-    named: dict[str, list] = {}
-    for hooks in hook_sets:
-        for name, hook in hooks.items():
-            named.setdefault(name, []).append(hook)
+def background_hooks(background: list[Background]) -> dict[str, Any]:
+    """gunicorn hooks that start the background processes when the arbiter is ready and stop
+    them when it exits (none when there are none)."""
+    if not background:
+        return {}
 
-    def chain(hooks: list):
-        def run(server: Any) -> None:  # gunicorn checks a hook's arity: when_ready and on_exit take one
-            for hook in hooks:
-                hook(server)
-        return run
+    def when_ready(arbiter: Any) -> None:
+        for process in background:
+            process.start(arbiter)
 
-    return {name: hooks[0] if len(hooks) == 1 else chain(hooks) for name, hooks in named.items()}
+    def on_exit(_arbiter: Any) -> None:
+        for process in background:
+            if process.pid:
+                children.terminate(process.pid)
+        for process in background:
+            process.cleanup()
+
+    return {"when_ready": when_ready, "on_exit": on_exit}
 
 
-def server_options(settings: Settings, *, host: str, port: int, workers: int) -> dict[str, Any]:
+def server_options(settings: Settings, *, host: str, port: int, workers: int, background: list[Background]) -> dict[str, Any]:
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     options = {
         "bind": bind,
@@ -216,21 +271,15 @@ def server_options(settings: Settings, *, host: str, port: int, workers: int) ->
         "control_socket_disable": True,
         "post_worker_init": _worker_init,
     }
-    hook_sets = []
-    database_path = group_commit.sqlite_path(settings.database_url)
-    if settings.sqlite_group_commit and database_path:
-        hook_sets.append(writer_hooks(settings, database_path))
-    if settings.serve_deliveries:
-        hook_sets.append(child_hooks(lambda parent: run_delivery_child(settings, parent_pid=parent), what="webhook deliveries"))
-    if settings.serve_revisions:
-        hook_sets.append(child_hooks(lambda parent: run_drain_child(settings, parent_pid=parent), what="revision jobs"))
-    options.update(_chained(*hook_sets))
+    options.update(background_hooks(background))
     return options
 
 
 def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int) -> None:
     directory = metrics_directory()
+    background = background_processes(settings)
     try:
-        VerifyServer(settings, server_options(settings, host=host, port=port, workers=workers)).run()
+        VerifyServer(settings, server_options(settings, host=host, port=port, workers=workers, background=background),
+                     background).run()
     finally:
         shutil.rmtree(directory, ignore_errors=True)

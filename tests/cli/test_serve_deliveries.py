@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.webhook_receiver import WebhookReceiver
-from verify.server import server_options
+from verify.server import background_processes, server_options
 from verify.settings import Settings
 from verify.store.webhooks import REVISION_CREATED, create_endpoint, enqueue_event
 
@@ -71,14 +71,14 @@ def test_serve_delivers_with_no_other_process(services, database_url, receiver, 
 
 
 def test_serve_leaves_deliveries_and_revisions_to_a_worker_when_told():
-    # (without SQLite's group-commit writer, whose supervisor starts in `when_ready` too)
+    # (without SQLite's group-commit writer, which runs beside the workers too)
     quiet = {"sqlite_group_commit": False, "serve_revisions": False}
-    on = server_options(Settings(**quiet), host="127.0.0.1", port=8080, workers=1)
-    off = server_options(Settings(**quiet, serve_deliveries=False), host="127.0.0.1", port=8080, workers=1)
-    assert "when_ready" in on and "when_ready" not in off
-    revisions_only = server_options(Settings(sqlite_group_commit=False, serve_deliveries=False), host="127.0.0.1", port=8080,
-                                    workers=1)
-    assert "when_ready" in revisions_only
+    assert [process.what for process in background_processes(Settings(**quiet))] == ["webhook deliveries"]
+    assert background_processes(Settings(**quiet, serve_deliveries=False)) == []
+    revisions_only = background_processes(Settings(sqlite_group_commit=False, serve_deliveries=False))
+    assert [process.what for process in revisions_only] == ["revision jobs"]
+    assert "when_ready" in server_options(Settings(), host="127.0.0.1", port=8080, workers=1, background=revisions_only)
+    assert "when_ready" not in server_options(Settings(), host="127.0.0.1", port=8080, workers=1, background=[])
     assert Settings.from_env({"VERIFY_SERVE_DELIVERIES": "off"}).serve_deliveries is False
     assert Settings.from_env({"VERIFY_SERVE_REVISIONS": "off"}).serve_revisions is False
 

@@ -98,9 +98,10 @@ def test_verify_serve_on_sqlite_commits_through_one_writer_unless_told_not_to(tm
 
 
 
-def test_a_worker_whose_writer_and_its_supervisor_are_gone_commits_itself(tmp_path, sqlite_template):
-    """Nothing restarts a dead supervisor: then no writer listens, nothing can have reached one,
-    and the worker commits its assessments itself rather than answering 503 until a restart."""
+def test_a_writer_whose_supervisor_is_gone_too_is_started_again_and_nothing_is_lost(tmp_path, sqlite_template):
+    """Both killed: until the arbiter starts another supervisor (within about a second) no
+    writer listens and the worker commits its assessments itself (nothing can have reached a
+    writer); then group commit is back, at the same socket path."""
     database = tmp_path / "verify.db"
     shutil.copy(sqlite_template, database)
     url = f"sqlite:///{database}"
@@ -113,7 +114,27 @@ def test_a_worker_whose_writer_and_its_supervisor_are_gone_commits_itself(tmp_pa
         os.kill(writer, signal.SIGKILL)
         assert not still_running(writer) and not still_running(supervisor)
         made = [send(port, "POST", "/v1/assessments", {"email": f"alone.{n}@example-mail.com"}, headers)["id"] for n in range(3)]
+        deadline = time.monotonic() + 10
+        while writer_of(server.pid) in (None, writer):
+            assert time.monotonic() < deadline, "no supervisor and writer were started again"
+            time.sleep(0.1)
+        again = writer_of(server.pid)
+        os.kill(again, signal.SIGSTOP)  # the next assessment waits for this writer: it goes through it
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("POST", "/v1/assessments", body=json.dumps({"email": "back@example-mail.com"}), headers=headers)
+            time.sleep(1.0)
+            assert not select.select([connection.sock], [], [], 0)[0], "the worker answered without the new writer"
+            os.kill(again, signal.SIGCONT)
+            response = connection.getresponse()
+            assert response.status == 201
+            made.append(json.loads(response.read())["id"])
+        finally:
+            os.kill(again, signal.SIGCONT)
+            connection.close()
         assert sorted(assessment_id for _, assessment_id in stored(url, key_id)) == sorted(made)
+        assert 'verify_background_restarts_total{process="sqlite_writer"} 1.0' in get(port, "/metrics")[1].decode()
+
 
 def still_running(pid: int) -> bool:
     deadline = time.monotonic() + 5
