@@ -93,19 +93,26 @@ def keep_running(run: Callable[[int], None], *, what: str, parent_pid: int, log:
         code = os.waitstatus_to_exitcode(status)
         ended = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
         log.warning("%s (process %s) %s; started again in %g s", what, pid, ended, pause)
-        metrics.record_background_restart(what.lower().replace(" ", "_"))
+        metrics.record_background_restart(what)
         stop.wait(pause)
+
+
+def exit_status(pid: int) -> int | None:
+    """A child's wait status once it has ended (0 when something else reaped it, as gunicorn's
+    arbiter does with its waitpid(-1)); None while it runs. Never blocks."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return 0
+    return status if done else None
 
 
 def _wait(pid: int, *, stop: threading.Event, parent_pid: int) -> int | None:
     """The child's exit status once it ends; None (after stopping it) when this supervisor is
     told to stop or its parent is gone first."""
     while True:
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return 0
-        if done:
+        status = exit_status(pid)
+        if status is not None:
             return None if stop.is_set() else status  # stopped by on_stop, or died by itself
         if stop.is_set() or os.getppid() != parent_pid:
             terminate(pid)

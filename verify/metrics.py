@@ -193,10 +193,12 @@ def record_database_error() -> None:
     collectors().database_errors.inc()
 
 
-def record_background_restart(process: str) -> None:
-    """Count one background process started again after it died; `process` is one of BACKGROUND_PROCESSES."""
+def record_background_restart(what: str) -> None:
+    """Count one background process started again after it died, by its name ("revision jobs",
+    labelled revision_jobs: one of BACKGROUND_PROCESSES)."""
+    process = what.lower().replace(" ", "_")
     if process not in BACKGROUND_PROCESSES:
-        raise ValueError(f"unknown background process {process!r}")
+        raise ValueError(f"unknown background process {what!r}")
     collectors().background_restarts.labels(process=process).inc()
 
 

@@ -149,12 +149,7 @@ class Background:
         self.pid, self.started = self.fork(arbiter), time.monotonic()
 
     def gone(self) -> bool:
-        """Whether it ended (the arbiter's own waitpid(-1) may have reaped it already)."""
-        try:
-            ended, _ = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            return True
-        return ended != 0
+        return children.exit_status(self.pid) is not None
 
 
 # A supervisor that keeps dying is started again at most this often (seconds).
@@ -171,7 +166,7 @@ class VerifyArbiter(Arbiter):
         for process in self.app.background:
             if process.pid and time.monotonic() - process.started >= SUPERVISOR_RESTART_PAUSE and process.gone():
                 self.log.warning("the supervisor of the %s (process %s) is gone; starting another", process.what, process.pid)
-                metrics.record_background_restart(process.what.lower().replace(" ", "_"))
+                metrics.record_background_restart(process.what)
                 process.start(self)
 
 

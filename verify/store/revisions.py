@@ -308,10 +308,14 @@ def due_jobs(*, now: datetime, session: Session) -> int:
     return session.execute(sa.select(sa.func.count()).select_from(RevisionJob).where(_due(now))).scalar_one()
 
 
+def _failing() -> sa.ColumnElement[bool]:
+    """Unfinished, and its last batch failed: waiting to be tried again, or set aside."""
+    return sa.and_(col(RevisionJob.done_at).is_(None), RevisionJob.failures > 0)
+
+
 def failing_jobs(*, session: Session) -> int:
-    """Unfinished jobs whose last batch failed: waiting to be tried again, or set aside."""
-    failing = sa.and_(col(RevisionJob.done_at).is_(None), RevisionJob.failures > 0)
-    return session.execute(sa.select(sa.func.count()).select_from(RevisionJob).where(failing)).scalar_one()
+    """How many unfinished jobs' last batch failed."""
+    return session.execute(sa.select(sa.func.count()).select_from(RevisionJob).where(_failing())).scalar_one()
 
 
 def set_back_job(job: RevisionJob, error: str, *, retry_in: timedelta | None, now: datetime, session: Session) -> None:
@@ -325,8 +329,7 @@ def set_back_job(job: RevisionJob, error: str, *, retry_in: timedelta | None, no
 
 def failing_job_rows(*, session: Session) -> list[RevisionJob]:
     """Unfinished jobs whose last batch failed, set aside or waiting to be tried again, oldest first."""
-    failing = sa.and_(col(RevisionJob.done_at).is_(None), RevisionJob.failures > 0)
-    return list(session.exec(select(RevisionJob).where(failing).order_by(col(RevisionJob.id))))
+    return list(session.exec(select(RevisionJob).where(_failing()).order_by(col(RevisionJob.id))))
 
 
 def requeue_jobs(job_ids: Sequence[int] | None = None, *, actor: str, session: Session) -> list[int]:
@@ -337,10 +340,10 @@ def requeue_jobs(job_ids: Sequence[int] | None = None, *, actor: str, session: S
     for job in jobs:
         job.failures, job.retry_at, job.failed_at = 0, None, None
         session.add(job)
-    if jobs:
-        ids = [job.id for job in jobs]
+    ids = [job.id for job in jobs]
+    if ids:
         record_audit(actor, "revision_job.requeue", target=",".join(map(str, ids))[:200], detail={"ids": ids}, session=session)
-    return [job.id for job in jobs]
+    return ids
 
 
 # -- revisions -------------------------------------------------------------------------------
