@@ -8,13 +8,17 @@ ways. Where memory cannot tell, it must say so (None), never guess.
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import pytest
+from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
+
 from verify.store import history as stored
-from verify.store.assessments import INSERT_ASSESSMENT, NewAssessment
-from verify.store.driver import pooled_driver
 from verify.store import recent
+from verify.store.assessments import INSERT_ASSESSMENT, NewAssessment
+from verify.store.driver import _pyformat, pooled_driver
 from verify.store.recent import HOT_AT, RecentIndex, window_of
 from verify.store.stamps import ASSESSMENTS_STAMP, READ_STAMPS
 
@@ -193,6 +197,23 @@ def test_a_full_set_takes_a_new_key_only_in_place_of_an_idle_one(monkeypatch):
     assert index.statements(newcomer, cap=5)[1].loads == [("ip", "192.0.2.3")]
 
 
-def test_the_counts_statement_stays_cacheable():
-    # psycopg caches and prepares no statement over 4,096 bytes or 50 parameters.
-    assert len(stored.COUNTS.encode()) < 4096
+HOT_PATH_STATEMENTS = {"counts": stored.COUNTS, "reputation": stored.REPUTATION, "first seen": stored.FIRST_SEEN,
+                       "insert": INSERT_ASSESSMENT, "stamps": READ_STAMPS,
+                       **{f"load {column}": recent.LOADS[column] for column in recent.LOADS},
+                       **{f"labels {column}": recent.LOAD_LABELS[column] for column in recent.LOADS}}
+
+
+@pytest.mark.parametrize("name", sorted(HOT_PATH_STATEMENTS))
+def test_hot_path_statements_stay_cacheable_by_psycopg(name):
+    # psycopg splits a statement over 4,096 bytes (as sent, `%(name)s` placeholders) or with
+    # more than 50 parameters again on every call, instead of once per process.
+    sent = _pyformat(HOT_PATH_STATEMENTS[name]).encode()
+    assert len(sent) <= MAX_CACHED_STATEMENT_LENGTH
+    assert len(set(re.findall(rb"%\((\w+)\)s", sent))) <= MAX_CACHED_STATEMENT_PARAMS
+
+
+def test_the_counts_parameters_stay_cacheable_by_psycopg():
+    keys = {column: "x" for column in stored.KEY_COLUMNS}
+    params = stored.counts_params(keys, email="x", windows={"short": 1, "medium": 2, "long": 3},
+                                  end=datetime.now(timezone.utc), cap=5)
+    assert len(params) <= MAX_CACHED_STATEMENT_PARAMS
