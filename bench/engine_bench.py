@@ -18,13 +18,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import maxminddb
-import phonenumbers
-from phonenumbers import carrier
-from email_validator import validate_email
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.library_calls import library_calls  # noqa: E402
 from tests.support.mmdb import anonymous, asn, country, write_mmdb  # noqa: E402
 from verify.assessing import Assessor, Signup  # noqa: E402
 from verify.engine import identity  # noqa: E402
@@ -97,21 +95,8 @@ def main() -> None:
         policy = parse_policy({"thresholds": {"challenge": 40, "deny": 80}}, version=1, base_points=default_points())
         now = datetime.now(timezone.utc)
 
-        def library_calls(signup: Signup) -> None:
-            try:
-                validate_email(signup.email, check_deliverability=False, strict=True)
-            except Exception:
-                pass
-            # the same phonenumbers calls the engine makes for one number
-            number = phonenumbers.parse(signup.phone, signup.country)
-            if phonenumbers.is_valid_number(number):
-                phonenumbers.region_code_for_number(number)
-                carrier.name_for_number(number, "en")
-            phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-            phonenumbers.is_possible_number(number)
-            phonenumbers.number_type(number)
-            for reader in readers:
-                reader.get(signup.ip)
+        def libraries(signup: Signup) -> None:
+            library_calls(readers, email=signup.email, phone=signup.phone, country=signup.country, ip=signup.ip)
 
         def engine(signup: Signup) -> None:
             signals = assessor.gather(signup)
@@ -119,7 +104,7 @@ def main() -> None:
             judge(assessor.with_lists(signals, assessor.match_lists(signals, keys, lists, now=now), mx=None), policy)
 
         rate(engine, batch[:500])  # warm up
-        library = rate(library_calls, batch)
+        library = rate(libraries, batch)
         ours = rate(engine, batch)
         for reader in readers:
             reader.close()

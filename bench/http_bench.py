@@ -7,6 +7,11 @@ signups (bench/signups.lua), and `campaign`, what a farm sends (bench/campaign.l
 a fresh database. SQLite's honest load runs once per `--sqlite-synchronous` value
 (VERIFY_SQLITE_SYNCHRONOUS), its campaign with the first value.
 
+Two more rows measure the floor under an assessment on the same settings: bench/floor_app.py,
+the library calls an assessment makes and one durable write (SQLite with the first
+`--sqlite-synchronous` value, and PostgreSQL), nothing else. No design of verify can pass its
+floor's ratio; how close it comes is what is left to win.
+
 After each wrk run the benchmark sends 300 requests of the same load itself, one at a time,
 and prints the median of each stage the service names in its Server-Timing header and each
 stage's share of the stage time. The services run with VERIFY_SERVER_TIMING=true for every
@@ -51,6 +56,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.engine_bench import build_geoip  # noqa: E402
 from bench.loads import LOADS, Load, Signup  # noqa: E402
 from tests.support.dns_server import LoopbackDNS  # noqa: E402  (a real DNS server, so MX checks resolve)
 from tests.support.pg_proxy import PostgresProxy  # noqa: E402
@@ -218,18 +224,38 @@ def verify_server(database_url: str, *, settings: dict[str, str], workers: int,
         stop(server)
 
 
-def measure_baseline(args: argparse.Namespace) -> dict[str, float]:
+def measure_bench_app(app: str, args: argparse.Namespace, env: dict[str, str] | None = None) -> dict[str, float]:
+    """An app of bench/ under gunicorn with verify's workers, driven by the honest load."""
     port = free_port()
     server = start(
         [str(GUNICORN), "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench"),
-         "baseline_app:create_app()"],
-        dict(os.environ),
+         f"{app}:create_app()"],
+        {**os.environ, **(env or {})},
     )
     try:
         wait_until_up(port, "/nothing")
+        run_wrk(port, key="none", script=LOADS["honest"].script, duration=2, args=args)  # warm caches
         return run_wrk(port, key="none", script=LOADS["honest"].script, duration=args.duration, args=args)
     finally:
         stop(server)
+
+
+def measure_floors(args: argparse.Namespace, postgres_url: str | None, scratch: str) -> list[tuple[str, dict[str, float]]]:
+    """bench/floor_app.py on each backend: the libraries and one durable write, nothing else."""
+    geoip = Path(scratch) / "floor-geoip"
+    geoip.mkdir()
+    build_geoip(geoip)
+    synchronous = args.sqlite_synchronous[0]
+    databases = [(f"sqlite (synchronous={synchronous})", str(Path(scratch) / "floor.db"))]
+    if postgres_url:
+        databases.append(("postgres", fresh_postgres(postgres_url).set(drivername="postgresql")
+                          .render_as_string(hide_password=False)))
+    floors = []
+    for backend, database in databases:
+        env = {"FLOOR_DATABASE": database, "FLOOR_GEOIP": str(geoip), "FLOOR_SQLITE_SYNCHRONOUS": synchronous}
+        floors.append((f"floor: libraries + one write, {backend}", measure_bench_app("floor_app", args, env)))
+        print(f"  done: the floor on {backend}", file=sys.stderr)
+    return floors
 
 
 # -- databases ---------------------------------------------------------------------------
@@ -315,14 +341,15 @@ def run_all(runs: list[Run], args: argparse.Namespace, postgres_url: str | None,
 
 # -- report ------------------------------------------------------------------------------
 
-def print_throughput(baseline: dict[str, float], runs: list[Run]) -> None:
-    print(f"{'#':<3}{'server':<40}{'load':<10}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'ratio':>7}"
+def print_throughput(baseline: dict[str, float], floors: list[tuple[str, dict[str, float]]], runs: list[Run]) -> None:
+    print(f"{'#':<3}{'server':<52}{'load':<10}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'ratio':>7}"
           f"{'round trips':>13}")
     rows = [("", "bare Flask (baseline)", "honest", baseline, None)]
+    rows += [("", server, "honest", result, None) for server, result in floors]
     rows += [(str(number), run.server, run.load.name, run.result, run.round_trips) for number, run in enumerate(runs, 1)]
     for number, server, load, result, round_trips in rows:
         trips = f"{round_trips:.2f}" if round_trips is not None else ""
-        print(f"{number:<3}{server:<40}{load:<10}{result['rps']:>8.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
+        print(f"{number:<3}{server:<52}{load:<10}{result['rps']:>8.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
               f"{result['non_2xx']:>9}{result['rps'] / baseline['rps']:>7.2f}{trips:>13}")
 
 
@@ -379,13 +406,14 @@ def main() -> None:
     dns = LoopbackDNS().start()
     os.environ["VERIFY_DNS_NAMESERVERS"] = dns.nameserver  # for every server and command started from here
     try:
-        baseline = measure_baseline(args)
+        baseline = measure_bench_app("baseline_app", args)
         with tempfile.TemporaryDirectory() as scratch:
+            floors = measure_floors(args, postgres_url, scratch)
             run_all(runs, args, postgres_url, scratch)
     finally:
         dns.stop()
 
-    print_throughput(baseline, runs)
+    print_throughput(baseline, floors, runs)
     print_stages(runs)
     if any(run.result["non_2xx"] or run.sample.failures for run in runs):
         sys.exit("some requests failed (non-2xx): these figures do not measure assessments")
