@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -24,7 +25,8 @@ from verify.errors import Unavailable
 from verify.store import driver as driver_module
 from verify.store.assessments import INSERT_ASSESSMENT
 from verify.store.driver import UniqueViolation, WriterUnreachable, sqlite_moment
-from verify.store.group_commit import UNREACHABLE, Client, connect_database, run_group
+from verify.store import group_commit
+from verify.store.group_commit import LOCK_POLL_SECONDS, UNREACHABLE, Client, connect_database, run_group
 from verify.store.keys import create_api_key
 from verify.settings import Settings
 
@@ -122,6 +124,59 @@ def test_a_unique_violation_undoes_only_its_own_request_in_the_group(database):
     assert answers[1][0] == "unique"
     assert answers[3][:2] == ("error", "OperationalError")
     assert stored_ids(database) == {"a", "c"}
+
+
+@contextmanager
+def write_lock_held(database: Path, *, seconds: float | None):
+    """Another connection (as the revision drain or a CLI command would) holds SQLite's write lock
+    for `seconds` (None: until the block ends); yields once it is held."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        other = sqlite3.connect(database, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        held.set()
+        release.wait(seconds)
+        other.execute("COMMIT")
+        other.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_the_writer_polls_for_a_lock_another_process_holds_instead_of_backing_off(database, monkeypatch):
+    # SQLite's own busy handler sleeps ever longer (up to 100 ms a try): every worker's request
+    # waited behind the writer that long after the lock was free.
+    slept = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(group_commit.time, "sleep", lambda seconds: (slept.append(seconds), real_sleep(seconds)))
+    connection = connect_database(str(database), "full")
+    try:
+        with write_lock_held(database, seconds=0.2):
+            answers = run_group(connection, [[(INSERT_ASSESSMENT, [row("a")])]])
+    finally:
+        connection.close()
+    assert answers == [("ok",)]
+    assert stored_ids(database) == {"a"}
+    assert len(slept) > 10 and set(slept) == {LOCK_POLL_SECONDS}
+
+
+def test_the_writer_gives_up_on_a_lock_held_past_the_busy_timeout(database, monkeypatch):
+    monkeypatch.setattr(group_commit, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    connection = connect_database(str(database), "full")
+    try:
+        with write_lock_held(database, seconds=None):
+            answers = run_group(connection, [[(INSERT_ASSESSMENT, [row("a")])], [(INSERT_ASSESSMENT, [row("b")])]])
+    finally:
+        connection.close()
+    assert [answer[:2] for answer in answers] == [("error", "OperationalError")] * 2
+    assert stored_ids(database) == set()
 
 
 def test_the_sender_of_a_colliding_write_gets_unique_violation(database, socket_path):
