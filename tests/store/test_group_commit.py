@@ -3,6 +3,7 @@ database file, real client processes over its Unix socket."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -105,6 +106,18 @@ def test_writes_from_several_processes_all_land(database, socket_path):
             acknowledged = pool.starmap(write_rows, [(socket_path, f"p{p}", 60) for p in range(4)])
     assert [len(ids) for ids in acknowledged] == [60] * 4
     assert stored_ids(database) >= {i for ids in acknowledged for i in ids}
+
+
+def test_a_write_larger_than_one_read_arrives_whole(database, socket_path):
+    large = {**row("large"), "metadata": json.dumps({"note": "x" * (3 * group_commit.READ_SIZE)})}
+    with running_writer(database, socket_path):
+        client = Client(socket_path, timeout=5)
+        client.write([(INSERT_ASSESSMENT, [large])])
+        client.write([(INSERT_ASSESSMENT, [row("after")])])
+        client.close()
+    with sqlite3.connect(database) as connection:
+        (metadata,) = connection.execute("SELECT metadata FROM assessments WHERE id = 'large'").fetchone()
+    assert metadata == large["metadata"] and stored_ids(database) == {"large", "after"}
 
 
 def test_a_unique_violation_undoes_only_its_own_request_in_the_group(database):
