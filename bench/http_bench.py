@@ -253,7 +253,7 @@ def measure_floors(args: argparse.Namespace, postgres_url: str | None, scratch: 
     floors = []
     for backend, database in databases:
         env = {"FLOOR_DATABASE": database, "FLOOR_GEOIP": str(geoip), "FLOOR_SQLITE_SYNCHRONOUS": synchronous}
-        floors.append((f"floor: libraries + one write, {backend}", measure_bench_app("floor_app", args, env)))
+        floors.append((f"floor on {backend}", measure_bench_app("floor_app", args, env)))
         print(f"  done: the floor on {backend}", file=sys.stderr)
     return floors
 
