@@ -34,10 +34,11 @@ from verify.store.revisions import (
     KEY_COLUMNS,
     NewRevision,
     Position,
+    SeenJob,
     advance_job,
+    advance_seen_job,
     assessment_rows,
     claim_jobs,
-    claim_seen_job,
     current_verdicts,
     due_jobs,
     failing_jobs,
@@ -170,9 +171,9 @@ def _pass_in_locked_jobs(database: Database, *, batch: int, now: datetime) -> in
 
 
 def _pass_then_short_write(database: Database, *, batch: int, now: datetime) -> int | None:
-    """SQLite: read and judge the oldest jobs' next batches with no lock held, then write each in
-    a short transaction of its own, in turn, up to a job another drainer moved meanwhile (it
-    and those after it are read again next pass)."""
+    """SQLite: read and judge the oldest jobs' next batches with no lock held, then write them in
+    short transactions, in turn, up to a job another drainer moved meanwhile (it and those after
+    it are read again next pass)."""
     judged = []
     with database.transaction() as session:  # reads only: SQLite takes no write lock
         jobs = oldest_jobs(now=now, limit=JOBS_PER_PASS, session=session)
@@ -183,20 +184,36 @@ def _pass_then_short_write(database: Database, *, batch: int, now: datetime) -> 
             with _blamed_on(job.id):
                 found, position = step(job, batch=batch, session=session, revised=revised)
             revised.update((row.id, outcome.verdict) for row, outcome in found)
-            judged.append(((job.id, job.attempts), found, position))
+            judged.append((SeenJob.of(job), found, position))
             if position is not None:  # a whole batch of one job: enough for one pass
                 break
     recorded = 0
-    for seen, found, position in judged:
-        # A transaction per job: the drain runs niced, and a long one kept the write lock (and
-        # every signup's commit behind it) while the busy workers held the CPU.
+    for group in _write_groups(judged):
         with database.transaction() as session:
-            job = claim_seen_job(*seen, session=session)
-            if job is None:  # another drainer moved it: the jobs after it were judged on its outcome
-                break
-            with _blamed_on(job.id):
-                recorded += _write_batch(job, found, position, session=session, now=now)
+            for seen, found, position in group:
+                with _blamed_on(seen.id):
+                    if not advance_seen_job(seen, position, session=session):
+                        return recorded  # another drainer moved it: the jobs after it were judged on its outcome
+                    recorded += _record(seen.cause_kind, seen.cause_ref, found, session=session, now=now)
     return recorded
+
+
+def _write_groups(judged: list) -> Iterator[list]:
+    """The pass's jobs in write transactions: those with nothing to record moved on together
+    (a statement each), one with revisions alone. Short ones: the drain runs niced, and a
+    transaction holding the write lock, and every signup's commit behind it, for a whole pass
+    stalled the workers while they held the CPU."""
+    quiet: list = []
+    for item in judged:
+        if not item[1]:
+            quiet.append(item)
+            continue
+        if quiet:
+            yield quiet
+            quiet = []
+        yield [item]
+    if quiet:
+        yield quiet
 
 
 @contextmanager
@@ -215,17 +232,22 @@ def _blamed_on(job_id: int) -> Iterator[None]:
 def _write_batch(job: RevisionJob, found: list, position: Position | None, *, session, now: datetime) -> int:
     """Record a judged batch's revisions and move the job on; the number recorded."""
     advance_job(job, position, session=session)
+    recorded = _record(job.cause_kind, job.cause_ref, found, session=session, now=now)
+    session.flush()  # a write the database refuses fails here, counted against the job, not at commit
+    return recorded
+
+
+def _record(cause_kind: str, cause_ref: str, found: list, *, session, now: datetime) -> int:
+    """Record a judged batch's revisions; the number recorded."""
     revisions = [
         NewRevision(
             assessment_id=row.id, external_id=row.external_id, previous_verdict=outcome.previous_verdict,
             verdict=outcome.verdict, reasons=[reason.as_dict() for reason in outcome.reasons],
-            cause_kind=job.cause_kind, cause_ref=job.cause_ref,
+            cause_kind=cause_kind, cause_ref=cause_ref,
         )
         for row, outcome in found
     ]
-    recorded = len(record_revisions(session, revisions, now=now))
-    session.flush()  # a write the database refuses fails here, counted against the job, not at commit
-    return recorded
+    return len(record_revisions(session, revisions, now=now))
 
 
 def due_revision_jobs(database: Database) -> int:

@@ -322,3 +322,38 @@ def test_jobs_judged_in_one_pass_build_on_each_other(client, assess_headers, adm
     for n in (0, 1, 2):
         assert steps[n] == [("allow", "challenge", "cluster"), ("challenge", "deny", "feedback")], steps
     assert run_due(services.database) == 0
+
+
+def test_jobs_with_nothing_to_record_move_on_together_up_to_one_another_drainer_moved(client, assess_headers, services,
+                                                                                     monkeypatch):
+    """SQLite moves a pass's jobs that record nothing on in one transaction: those before a job
+    another drainer moved meanwhile stay moved, the ones after it are read again, none twice."""
+    if services.database.dialect != "sqlite":
+        pytest.skip("PostgreSQL locks the job's row only")
+    import sqlalchemy as sa
+
+    from verify import revising
+    from verify.store.models import RevisionJob, utcnow
+
+    for n in range(4):  # allowed signups vouched for: four jobs, each with nothing to lower
+        signup = post(client, assess_headers, f"quiet{n}.person@gmail.com", n, ip=HOME, device_id=f"own-{n}")
+        assert signup["verdict"] == "allow"
+        label(client, assess_headers, signup["id"], "legitimate", source="challenge")
+    advance = revising.advance_seen_job
+    calls: list[int] = []
+
+    def third_moved_by_another_drainer(seen, position, *, session):
+        if len(calls) == 2:  # the other drainer finished it between this one's read and write
+            jobs = RevisionJob.__table__.c
+            session.execute(sa.update(RevisionJob.__table__).where(jobs.id == seen.id)
+                            .values(attempts=jobs.attempts + 1, done_at=utcnow()))
+        calls.append(seen.id)
+        return advance(seen, position, session=session)
+
+    monkeypatch.setattr(revising, "advance_seen_job", third_moved_by_another_drainer)
+    assert run_due(services.database) == 0
+    with services.database.transaction() as session:
+        jobs = session.execute(sa.select(RevisionJob.id, RevisionJob.attempts, RevisionJob.done_at)
+                               .order_by(RevisionJob.id)).all()
+    assert [job_id for job_id, _, _ in jobs] == calls  # each read and written once: the fourth in the next pass
+    assert all(attempts == 1 and done_at is not None for _, attempts, done_at in jobs)

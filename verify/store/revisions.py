@@ -169,20 +169,40 @@ def claim_jobs(*, now: datetime, limit: int, session: Session) -> list[RevisionJ
 
 
 def oldest_jobs(*, now: datetime, limit: int, session: Session) -> list[RevisionJob]:
-    """SQLite: the oldest due jobs, up to `limit`, read without a lock (see `claim_seen_job`)."""
+    """SQLite: the oldest due jobs, up to `limit`, read without a lock (see `advance_seen_job`)."""
     return list(session.exec(select(RevisionJob).where(_due(now)).order_by(col(RevisionJob.id)).limit(limit)))
 
 
-def claim_seen_job(job_id: int, attempts: int, *, session: Session) -> RevisionJob | None:
-    """SQLite: take the write lock and the job, if it is still as it was read (`attempts` is its
-    version: every batch written moves it); None when another drainer moved or finished it."""
+@dataclass(frozen=True)
+class SeenJob:
+    """A job as a pass read it (SQLite): enough to write its batch later without reading it again."""
+
+    id: int
+    attempts: int  # its version: every batch written moves it
+    payload: dict[str, Any]
+    cause_kind: str
+    cause_ref: str
+
+    @classmethod
+    def of(cls, job: RevisionJob) -> SeenJob:
+        return cls(job.id, job.attempts, dict(job.payload), job.cause_kind, job.cause_ref)
+
+
+def advance_seen_job(seen: SeenJob, position: Position | None, *, session: Session) -> bool:
+    """SQLite: take the write lock and move the job on (None: mark it done), in one statement, if
+    it is still as the pass read it; False when another drainer moved or finished it meanwhile."""
     jobs = RevisionJob.__table__.c
-    claimed = session.execute(
+    values: dict[str, Any] = {"attempts": jobs.attempts + 1}
+    if position is None:
+        values["done_at"] = utcnow()
+    else:
+        values.update(payload={**seen.payload, "position": position.document()}, after_seq=position.seq)
+    moved = session.execute(
         sa.update(RevisionJob.__table__)
-        .where(jobs.id == job_id, jobs.attempts == attempts, jobs.done_at.is_(None))
-        .values(attempts=jobs.attempts + 1).returning(jobs.id)
+        .where(jobs.id == seen.id, jobs.attempts == seen.attempts, jobs.done_at.is_(None))
+        .values(**values).returning(jobs.id)
     ).scalar()
-    return None if claimed is None else session.get(RevisionJob, claimed)
+    return moved is not None
 
 
 def _link_condition(link: Link) -> sa.ColumnElement[bool]:
