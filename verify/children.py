@@ -38,9 +38,49 @@ def replace_arbiter_signals(on_stop: Callable[..., Any]) -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
-def stop_event() -> threading.Event:
-    """An event set when the child is told to stop."""
-    stop = threading.Event()
+class StopFlag:
+    """Set by a signal handler, waited on by the main thread: threading.Event's interface without
+    its lock. Event.set() takes a lock that the interrupted Event.wait() holds at moments, so a
+    SIGTERM arriving in one of them deadlocked the process for good (a webhook deliveries child
+    outlived its server by an hour, and its supervisor with it)."""
+
+    SLICE = 0.05  # how soon a wait notices the flag: sleeps are resumed after a handler (PEP 475)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._set:
+            left = self.SLICE if deadline is None else min(self.SLICE, deadline - time.monotonic())
+            if left <= 0:
+                break
+            time.sleep(left)
+        return self._set
+
+
+# What a loop that runs until told to stop takes: a StopFlag in a process stopped by signals,
+# a threading.Event where a thread stops it (tests, a development server).
+Stop = StopFlag | threading.Event
+
+
+def stop_on_signals(signals: tuple[int, ...] = STOP_SIGNALS) -> StopFlag:
+    """A flag that these signals set (`verify worker` and a writer in the foreground)."""
+    stop = StopFlag()
+    for signum in signals:
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def stop_event() -> StopFlag:
+    """In a child forked from gunicorn's arbiter: a flag set when the child is told to stop."""
+    stop = StopFlag()
     replace_arbiter_signals(lambda *_: stop.set())
     return stop
 
@@ -71,7 +111,7 @@ def keep_running(run: Callable[[int], None], *, what: str, parent_pid: int, log:
     named `what`, started again whenever it dies, until told to stop or the arbiter is gone.
     The child should return once its parent (this process) is gone."""
     name(f"{what} supervisor")
-    stop = threading.Event()
+    stop = StopFlag()
     child = {"pid": 0}
 
     def on_stop(*_: Any) -> None:
@@ -107,7 +147,7 @@ def exit_status(pid: int) -> int | None:
     return status if done else None
 
 
-def _wait(pid: int, *, stop: threading.Event, parent_pid: int) -> int | None:
+def _wait(pid: int, *, stop: StopFlag, parent_pid: int) -> int | None:
     """The child's exit status once it ends; None (after stopping it) when this supervisor is
     told to stop or its parent is gone first."""
     while True:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 import click
 from flask.cli import with_appcontext
 
+from verify.children import StopFlag, stop_on_signals
 from verify.engine.list_values import LIST_NAME
 from verify.delivery import DELIVERY_POLL, deliver_until_idle, deliverer_for
 from verify.feed_sync import FeedSyncer, SyncResult
@@ -269,10 +269,7 @@ def worker(once: bool, poll: float, delivery_poll: float) -> None:
         Periodic("revisions", delivery_poll, lambda: revise(services.database, until_idle=once)),
         Periodic("feed syncs", poll, syncer.sync_due),
     ]
-    stop = threading.Event()
-    if not once:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+    stop = StopFlag() if once else stop_on_signals((signal.SIGTERM, signal.SIGINT))
     failed = run_periodic(tasks, once=once, stop=stop, report=lambda result: click.echo(result.describe(), err=result.failed))
     if once and failed:
         sys.exit(1)

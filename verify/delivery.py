@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import requests
 from sqlalchemy.exc import SQLAlchemyError
 
 from verify import standard_webhooks
-from verify.children import stop_event
+from verify.children import Stop, stop_event
 from verify.intel.download import USER_AGENT
 from verify.settings import Settings
 from verify.store import webhooks as webhook_store
@@ -180,7 +179,7 @@ def deliver_until_idle(deliverer: Deliverer, *, limit: int = BATCH) -> list[Outc
             return outcomes
 
 
-def run_deliveries(settings: Settings, *, poll: float, stop: threading.Event, parent_pid: int | None = None) -> None:
+def run_deliveries(settings: Settings, *, poll: float, stop: Stop, parent_pid: int | None = None) -> None:
     """Deliver until `stop` is set, or until the parent process is gone (serve's child)."""
     database = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     deliverer = deliverer_for(settings, database)

@@ -7,7 +7,6 @@ loop prints them and, with `once`, runs every task one time and says whether one
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from verify.children import Stop
 from verify.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def run_periodic(
     tasks: Sequence[Periodic],
     *,
     once: bool,
-    stop: threading.Event,
+    stop: Stop,
     report: Callable[[Result], None],
     clock: Callable[[], float] = time.monotonic,
 ) -> bool:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verify.children import keep_running, stop_event
+from verify.children import Stop, keep_running, stop_event, stop_on_signals
 from verify.store.database import SQLITE_BUSY_TIMEOUT_MS, _sqlite_pragmas
 from verify.store.driver import UniqueViolation, WriterUnreachable
 
@@ -144,7 +144,7 @@ class _Peer:
     buffer: bytearray = field(default_factory=bytearray)
 
 
-def serve(listener: socket.socket, path: str, synchronous: str, *, stop: threading.Event, parent_pid: int | None = None) -> None:
+def serve(listener: socket.socket, path: str, synchronous: str, *, stop: Stop, parent_pid: int | None = None) -> None:
     """The writer loop: read every waiting batch, commit them as groups, answer; until `stop`
     is set or the parent process is gone."""
     connection = connect_database(path, synchronous)
@@ -332,10 +332,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import sys
 
     database, path, *rest = argv if argv is not None else sys.argv[1:]
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    serve(listen(path), database, rest[0] if rest else "full", stop=stop)
+    serve(listen(path), database, rest[0] if rest else "full", stop=stop_on_signals((signal.SIGTERM, signal.SIGINT)))
 
 
 if __name__ == "__main__":
