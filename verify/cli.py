@@ -66,6 +66,13 @@ def upgrade_database(services: Services) -> None:
             bootstrap(session=session, default_policy=default_policy(services.settings), disposable=disposable_seed)
 
 
+def migrated_services() -> Services:
+    """The app's services, on a database migrated to the latest schema and bootstrapped."""
+    services = app_services()
+    upgrade_database(services)
+    return services
+
+
 def fail(message: str) -> None:
     raise click.ClickException(message)
 
@@ -101,8 +108,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the production server (gunicorn), applying migrations first."""
     from verify.server import run_gunicorn
 
-    services = app_services()
-    upgrade_database(services)
+    services = migrated_services()
     settings = services.settings
     services.database.dispose()  # workers open their own connections after the fork
     run_gunicorn(
@@ -137,8 +143,7 @@ def keys() -> None:
 @with_appcontext
 def keys_create(name: str, scopes: tuple[str, ...]) -> None:
     """Create a key and print its secret, alone on one line (it is not shown again)."""
-    services = app_services()
-    upgrade_database(services)
+    services = migrated_services()
     with services.database.transaction() as session:
         secret = create_api_key(name, scopes, session=session)
     click.echo(secret)
@@ -176,8 +181,7 @@ def keys_revoke(name: str) -> None:
 @with_appcontext
 def assess(**fields: str | None) -> None:
     """Assess one signup without a server and print the stored assessment as JSON."""
-    services = app_services()
-    upgrade_database(services)
+    services = migrated_services()
     try:
         body = SignupIn.model_validate({name: value for name, value in fields.items() if value is not None})
     except ValidationError as error:
@@ -297,8 +301,7 @@ def lists_import(name: str, file: Path) -> None:
     first column and optional reason and expires_at columns. Entries record `file:<name>`
     as their provenance.
     """
-    services = app_services()
-    upgrade_database(services)
+    services = migrated_services()
     try:
         rows = read_list_file(file)
     except UnicodeDecodeError:
@@ -324,8 +327,7 @@ def lists_import(name: str, file: Path) -> None:
 @with_appcontext
 def lists_export(name: str, export_format: str) -> None:
     """Print the entries of the list NAME (what `verify lists import` reads)."""
-    services = app_services()
-    upgrade_database(services)
+    services = migrated_services()
     with services.database.transaction() as session:
         list_def = get_list(name, session=session)
         if export_format == "text":
@@ -344,8 +346,7 @@ def lists_update_disposable() -> None:
     Entries from an earlier package version are replaced by the new version's set; entries
     an admin added by hand are kept.
     """
-    services = app_services()
-    upgrade_database(services)
+    services = migrated_services()
     domains, source = disposable_seed()
     with services.database.transaction() as session:
         list_def = get_list(DISPOSABLE_LIST, session=session)

@@ -93,15 +93,13 @@ def _interval(text: str) -> timedelta:
 @with_appcontext
 def feeds_add(name: str, url: str, list_name: str, feed_format: str, interval: str) -> None:
     """Add a feed (it is filled by `verify feeds sync` or `verify worker`)."""
-    cli = _cli()
     if not LIST_NAME.fullmatch(name):
         raise click.BadParameter("lower-case letters, digits and dashes, at most 64", param_hint="--name")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > lengths.FEED_URL:
         raise click.BadParameter(f"an http:// or https:// URL of at most {lengths.FEED_URL} characters", param_hint="--url")
     every = _interval(interval)
-    services = cli.app_services()
-    cli.upgrade_database(services)
+    services = _cli().migrated_services()
     with services.database.transaction() as session:
         feed_store.add_feed(name, url=url, list_name=list_name, feed_format=feed_format, interval=every, actor="cli", session=session)
     click.echo(f"added feed {name}: {feed_format} from {url} into {list_name}, every {interval}; run `verify feeds sync {name}` to fill it now")
@@ -111,9 +109,7 @@ def feeds_add(name: str, url: str, list_name: str, feed_format: str, interval: s
 @with_appcontext
 def feeds_list() -> None:
     """Each feed: its list, format, interval, entries, last sync and its outcome."""
-    cli = _cli()
-    services = cli.app_services()
-    cli.upgrade_database(services)
+    services = _cli().migrated_services()
     with services.database.transaction() as session:
         rows = feed_store.list_feeds(session=session)
     if not rows:
@@ -131,9 +127,7 @@ def feeds_list() -> None:
 @with_appcontext
 def feeds_remove(name: str, keep_entries: bool) -> None:
     """Remove a feed and the entries it put on its list."""
-    cli = _cli()
-    services = cli.app_services()
-    cli.upgrade_database(services)
+    services = _cli().migrated_services()
     with services.database.transaction() as session:
         removed = feed_store.remove_feed(name, keep_entries=keep_entries, actor="cli", session=session)
     click.echo(f"removed feed {name}" + ("" if keep_entries else f" and its {removed} entries"))
@@ -155,8 +149,7 @@ def feeds_sync(name: str | None, force: bool) -> None:
     shrink its entries by more than VERIFY_FEED_MAX_SHRINK); its entries are then left as they were.
     """
     cli = _cli()
-    services = cli.app_services()
-    cli.upgrade_database(services)
+    services = cli.migrated_services()
     with services.database.transaction() as session:
         names = [feed.name for feed, _, _ in feed_store.list_feeds(session=session)]
     if name is not None:
@@ -186,9 +179,7 @@ def revisions_group() -> None:
 @with_appcontext
 def revisions_list() -> None:
     """Jobs whose last batch failed: set aside, or waiting to be tried again (with their last error)."""
-    cli = _cli()
-    services = cli.app_services()
-    cli.upgrade_database(services)
+    services = _cli().migrated_services()
     with services.database.transaction() as session:
         jobs = failing_job_rows(session=session)
     if not jobs:
@@ -204,9 +195,7 @@ def revisions_list() -> None:
 @with_appcontext
 def revisions_retry(job_ids: tuple[int, ...]) -> None:
     """Re-queue set-aside jobs (all of them, or the JOB_IDS given), after fixing what failed them."""
-    cli = _cli()
-    services = cli.app_services()
-    cli.upgrade_database(services)
+    services = _cli().migrated_services()
     with services.database.transaction() as session:
         requeued = requeue_jobs(job_ids or None, actor="cli", session=session)
     missing = sorted(set(job_ids) - set(requeued))
@@ -259,9 +248,7 @@ def worker(once: bool, poll: float, delivery_poll: float) -> None:
     Several workers may run against one database: each due delivery, revision job and feed is
     claimed by one of them. Stops cleanly on SIGTERM or SIGINT.
     """
-    cli = _cli()
-    services = cli.app_services()
-    cli.upgrade_database(services)
+    services = _cli().migrated_services()
     syncer = _syncer()
     deliverer = deliverer_for(services.settings, services.database)
     tasks = [
