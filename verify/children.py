@@ -70,10 +70,11 @@ class StopFlag:
 Stop = StopFlag | threading.Event
 
 
-def stop_on_signals(signals: tuple[int, ...] = STOP_SIGNALS) -> StopFlag:
-    """A flag that these signals set (`verify worker` and a writer in the foreground)."""
+def stop_on_signals() -> StopFlag:
+    """A flag that SIGTERM and SIGINT set, for a process in the foreground (`verify worker`, a
+    writer run by hand)."""
     stop = StopFlag()
-    for signum in signals:
+    for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     return stop
 

@@ -5,7 +5,6 @@ Registered on the `verify` group by verify/cli.py.
 
 from __future__ import annotations
 
-import signal
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
@@ -256,7 +255,7 @@ def worker(once: bool, poll: float, delivery_poll: float) -> None:
         Periodic("revisions", delivery_poll, lambda: revise(services.database, until_idle=once)),
         Periodic("feed syncs", poll, syncer.sync_due),
     ]
-    stop = StopFlag() if once else stop_on_signals((signal.SIGTERM, signal.SIGINT))
+    stop = StopFlag() if once else stop_on_signals()
     failed = run_periodic(tasks, once=once, stop=stop, report=lambda result: click.echo(result.describe(), err=result.failed))
     if once and failed:
         sys.exit(1)

@@ -19,7 +19,6 @@ import os
 import pickle
 import select
 import selectors
-import signal
 import socket
 import sqlite3
 import struct
@@ -332,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import sys
 
     database, path, *rest = argv if argv is not None else sys.argv[1:]
-    serve(listen(path), database, rest[0] if rest else "full", stop=stop_on_signals((signal.SIGTERM, signal.SIGINT)))
+    serve(listen(path), database, rest[0] if rest else "full", stop=stop_on_signals())
 
 
 if __name__ == "__main__":
