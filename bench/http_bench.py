@@ -64,7 +64,7 @@ from tests.support.pg_proxy import PostgresProxy  # noqa: E402
 VERIFY = Path(sys.executable).with_name("verify")
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
-STAGES = ("auth", "validation", "gather", "lists", "history", "judge", "record", "commit", "logging")
+STAGES = ("auth", "validation", "gather", "lists", "history", "judge", "record", "commit", "respond", "logging")
 SAMPLE_SIZE = 300
 ROUND_TRIP_WARM_UP = 50
 SYNCHRONOUS_VALUES = ("full", "normal")

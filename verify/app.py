@@ -7,7 +7,7 @@ import json
 from flask import Flask
 
 from verify import api, console, logs
-from verify.api import context, instrumentation, limits, request_size
+from verify.api import context, instrumentation, limits, request_size, server_timing
 from verify.api.json_encoding import OrjsonProvider
 from verify.assessing import Assessor
 from verify.engine.reasons import default_points
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # keys in the order the views build them, as the contract lists them
     logs.init_app(app)
     instrumentation.init_app(app)
+    server_timing.init_app(app, settings)
     request_size.init_app(app)
     context.init_app(app, build_services(settings))
     limits.init_app(app, settings)

@@ -1,7 +1,8 @@
 """Per-stage durations of one request, shown in a Server-Timing header (VERIFY_SERVER_TIMING).
 
 A regression then points at its stage: auth, validation, gather, lists, history, judge,
-record, commit. Switched off, `mark` returns at once.
+record, commit, respond (the answer's JSON), logging (the verdict's counters, the access log
+line and the request metrics; verify/api/server_timing.py). Switched off, `mark` returns at once.
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
 from verify import metrics
+from verify.api import server_timing
 from verify.api.auth import allowed, bearer_secret, current_key, known_key, requires_scope
 from verify.api.bodies import parse, parse_query, query_error, read_json
 from verify.api.context import db_session, services
@@ -115,9 +116,11 @@ def create():
                 driver.rollback()
                 if attempt:
                     raise Conflict("the signup collided with a concurrent one; retry") from None
+    answer = current_app.make_response((shown, 201))
+    stages.mark("respond")
     metrics.record_assessment(judged.row.verdict, (reason["code"] for reason in judged.row.reasons))
-    headers = {"Server-Timing": stages.header()} if stages.enabled else {}
-    return shown, 201, headers
+    server_timing.time_rest(stages)
+    return answer
 
 
 def repeated(earlier: tuple[str, str], digest: str):
