@@ -33,6 +33,7 @@ LOOKUP_KINDS = ("dns_mx", "geoip_city", "geoip_asn", "geoip_anonymous")
 DNS_OUTCOMES = ("ok", "null_mx", "no_mail_host", "unknown")
 # The processes `verify serve` keeps running beside its workers (verify/children.py), by label.
 BACKGROUND_PROCESSES = ("sqlite_writer", "webhook_deliveries", "revision_jobs")
+REVISION_JOB_OUTCOMES = ("retried", "set_aside")
 
 # Labels come from closed sets: a label taken from the request (a junk method, a status no
 # route sends) would give an attacker one new series per request, without bound.
@@ -58,6 +59,7 @@ class Collectors:
     database_errors: Counter
     geoip_built: Gauge
     background_restarts: Counter
+    revision_job_failures: Counter
     # Labelled children by label values, made once: `.labels()` costs several times what an
     # increment does. Bounded like the series themselves: every label comes from a closed set.
     children: dict[tuple, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -128,6 +130,11 @@ def collectors() -> Collectors:
             "verify_background_restarts_total", "Background processes of `verify serve` started again after they died, "
             "by process: sqlite_writer, webhook_deliveries, revision_jobs.", ["process"], registry=registry,
         ),
+        revision_job_failures=Counter(
+            "verify_revision_job_failures_total", "Revision job batches that failed, by what became of the job: "
+            "retried (later, each time twice as late) or set_aside (until `verify revisions retry`).",
+            ["outcome"], registry=registry,
+        ),
     )
     # Every series of a closed set exists from the start at zero, so that rates and alerts
     # work before the first signup (a series that appears later hides its first increment).
@@ -142,6 +149,8 @@ def collectors() -> Collectors:
             made.lookups.labels(kind=kind, outcome=outcome)
     for process in BACKGROUND_PROCESSES:
         made.background_restarts.labels(process=process)
+    for outcome in REVISION_JOB_OUTCOMES:
+        made.revision_job_failures.labels(outcome=outcome)
     return made
 
 
@@ -186,6 +195,11 @@ def record_dns_lookup(outcome: str) -> None:
 def set_dns_canary(canary: str, *, ok: bool) -> None:
     """Publish the latest lookup of the canary: 1 when it resolved, 0 when it failed."""
     collectors().dns_canary_ok.labels(canary=canary).set(1 if ok else 0)
+
+
+def record_revision_job_failure(*, set_aside: bool) -> None:
+    """Count one failed batch of a revision job: retried later, or the job set aside."""
+    collectors().revision_job_failures.labels(outcome="set_aside" if set_aside else "retried").inc()
 
 
 def record_database_error() -> None:

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from verify import metrics
 from verify.engine import revisions as judging
 from verify.children import stop_event
 from verify.settings import Settings
@@ -146,6 +147,7 @@ def _set_back(database: Database, job_id: int, cause: Exception, *, now: datetim
         failures = job.failures + 1
         retry_in = FIRST_JOB_RETRY * 2 ** (failures - 1) if failures < MAX_JOB_FAILURES else None
         set_back_job(job, error, retry_in=retry_in, now=now, session=session)
+    metrics.record_revision_job_failure(set_aside=retry_in is None)
     if retry_in is None:
         log.error("revisions: job %s set aside after %d failed batches (re-queue it with `verify revisions retry`): %s",
                   job_id, failures, error, exc_info=cause)

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.cli.test_revisions_worker import queue_a_revision, revised, run  # noqa: F401 (run is a fixture)
+from tests.test_metrics import samples, value
 from verify import revising
 from verify.revising import FIRST_JOB_RETRY, MAX_JOB_FAILURES, due_revision_jobs, run_due
 from verify.store.audit import AuditFilter, audit_page
@@ -36,12 +37,19 @@ def job(services, job_id: int) -> RevisionJob:
         return session.get(RevisionJob, job_id)
 
 
+def failures(client) -> dict[str, float]:
+    found = samples(client)
+    return {outcome: value(found, "verify_revision_job_failures_total", outcome=outcome) for outcome in ("retried", "set_aside")}
+
+
 def test_a_failing_job_is_retried_later_and_holds_up_no_other(services, client, assess_headers, admin_headers, caplog):
     poison = queue_unreadable_job(services)  # the oldest: taken first
     ids = queue_a_revision(client, assess_headers, admin_headers)
     now = datetime.now(timezone.utc)
+    before = failures(client)
     with caplog.at_level(logging.WARNING, logger="verify.revising"):
         assert run_due(services.database, now=now) == 2
+    assert failures(client) == {"retried": before["retried"] + 1, "set_aside": before["set_aside"]}  # what alerts watch
     assert sorted(revised(services)) == sorted(ids)  # the job behind it was done
     failed = job(services, poison)
     assert (failed.failures, failed.done_at, failed.failed_at) == (1, None, None)
@@ -51,9 +59,10 @@ def test_a_failing_job_is_retried_later_and_holds_up_no_other(services, client, 
     assert run_due(services.database, now=now + FIRST_JOB_RETRY / 2) == 0 and job(services, poison).failures == 1
 
 
-def test_a_job_that_keeps_failing_is_set_aside_then_requeued_by_the_cli(services, run, caplog):  # noqa: F811
+def test_a_job_that_keeps_failing_is_set_aside_then_requeued_by_the_cli(services, client, run, caplog):  # noqa: F811
     poison = queue_unreadable_job(services)
     now = datetime.now(timezone.utc)
+    before = failures(client)
     delays = []
     with caplog.at_level(logging.ERROR, logger="verify.revising"):
         for _ in range(MAX_JOB_FAILURES):
@@ -66,6 +75,7 @@ def test_a_job_that_keeps_failing_is_set_aside_then_requeued_by_the_cli(services
     row = job(services, poison)
     assert (row.failures, row.retry_at, row.done_at) == (MAX_JOB_FAILURES, None, None) and row.failed_at == now
     assert f"job {poison} set aside after {MAX_JOB_FAILURES} failed batches" in caplog.text
+    assert failures(client) == {"retried": before["retried"] + MAX_JOB_FAILURES - 1, "set_aside": before["set_aside"] + 1}
     assert run_due(services.database, now=now + timedelta(days=30)) == 0 and job(services, poison).failures == MAX_JOB_FAILURES
 
     listed = run("revisions", "list")
