@@ -30,8 +30,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import sqlalchemy as sa
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from verify.app import default_policy  # noqa: E402

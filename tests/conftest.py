@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tests.support.contract import contract_app
 from tests.support.dns_server import CANARY, LoopbackDNS
-from verify.app import build_services, default_policy
+from verify.app import default_policy
 from verify.intel.providers import disposable_seed
 from verify.settings import Settings
 from verify.store.keys import create_api_key

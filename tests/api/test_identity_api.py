@@ -7,7 +7,6 @@ import pytest
 
 from tests.support.identity_cases import Case, cases, partner, spellings
 from verify.store.assessments import get_assessment
-from verify.store.keys import create_api_key
 
 # A typed address per domain key, in another spelling than the table's domain cases.
 ADDRESS_AT = {"example.com": " Someone@EXAMPLE.com\n", "xn--bcher-kva.de": "someone@BÜCHER.de"}

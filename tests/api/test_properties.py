@@ -7,7 +7,6 @@ import ipaddress
 import json
 from functools import cache
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from verify.engine import identity

@@ -9,7 +9,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import subprocess

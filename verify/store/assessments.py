@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,6 @@ from verify.store.driver import json_text
 from verify.store.models import Assessment, Feedback, utcnow
 from verify.store.stamps import ASSESSMENTS_STAMP, bump_stamp
 from verify.store.webhooks import delete_deliveries_about
-from verify.store.transactions import committed
 from verify.store.revisions import delete_revisions_of, enqueue_feedback
 
 ASSESSMENT = Assessment.__table__.c

@@ -134,7 +134,7 @@ class Driver:
                 for sql, rows in batch:
                     for row in rows:
                         cursor.execute(_pyformat(sql), row)
-        except (sqlite3.IntegrityError, psycopg.IntegrityError) as error:
+        except (sqlite3.IntegrityError, psycopg.IntegrityError):
             raise UniqueViolation("a concurrent change collided with this one; retry") from None
 
     def commit(self) -> None:
