@@ -141,6 +141,20 @@ def test_a_new_deny_list_entry_revises_the_stored_assessments_it_matches(client,
     assert read(client, assess_headers, miss["id"])["revisions"] == []
 
 
+def test_the_drain_pauses_between_passes_and_a_pause_can_end_the_round(client, assess_headers, services):
+    """`verify serve`'s drain waits DRAIN_PASS_PAUSE between passes (on its stop flag): passes
+    back to back took the CPU and SQLite's write lock from the signups for 100 ms and more."""
+    for n in range(8):
+        post(client, assess_headers, f"p{n}.pause@gmail.com", n, device_id="pause-pc")
+    pauses = []
+    assert run_due(services.database, batch=3, pause=lambda: pauses.append(1) or False) == 7
+    assert len(pauses) == 3  # after each of the three passes that found work (the fourth found none)
+    for n in range(8):
+        post(client, assess_headers, f"q{n}.pause@gmail.com", n, device_id="stop-pc")
+    assert run_due(services.database, batch=3, pause=lambda: True) == 3  # told to stop: the round ends
+    assert run_due(services.database, batch=3) == 4  # the rest on the next round
+
+
 def test_a_cluster_reaching_its_limit_revises_its_earlier_members_in_batches(client, assess_headers, services):
     members = [post(client, assess_headers, f"m{n}.member@gmail.com", n, device_id="cafe-pc") for n in range(8)]
     family = [post(client, assess_headers, f"k{n}.kin@gmail.com", n, device_id="kin-laptop") for n in range(4)]
