@@ -65,7 +65,7 @@ DRAIN_INTERVAL = 2.0  # seconds between looks for queued jobs in `verify serve`
 DRAIN_NICENESS = 10
 # Between two passes of a round: a campaign queues jobs without pause, and passes run back to
 # back took the CPU and SQLite's write lock for 100 to 200 ms every DRAIN_INTERVAL (the
-# signups' p99 38 to 42 ms with this pause, 45 to 46 without). At 25 jobs a pass the drain
+# signups' p99 35 to 36 ms with this pause, 45 to 46 without). At 25 jobs a pass the drain
 # still keeps up with hundreds of jobs a second; a campaign of 400 signups a second queues 66.
 DRAIN_PASS_PAUSE = 0.02
 # A job whose batch raised is tried again later, each time twice as late, and set aside after
