@@ -24,6 +24,13 @@ database: 300 more requests through it, after 50 that warm its workers, with the
 background processes (deliveries, revision jobs) off. The measured run goes straight to
 PostgreSQL, so the proxy's own cost is in no throughput or latency figure.
 
+On this kind of machine the same code measures 10 to 15% apart from one run to the next, as
+the machine's speed drifts. `--repeat N` measures everything N times, in rounds (the baseline,
+the floors, then every row, each round on fresh databases), and prints the medians: a row's
+ratio is the median of its ratios to the baseline of the same round, so a drift between
+rounds cancels out, and the range of those ratios shows what is left of the noise. Compare
+two versions of the code with the same `--repeat` (3 or more).
+
 Run: `.venv/bin/python bench/http_bench.py` (needs wrk: `apt-get install wrk`). PostgreSQL
 is included when VERIFY_BENCH_POSTGRES_URL is set (each run on that server recreates the
 database `verify_bench`, and the last one is left for inspection).
@@ -243,10 +250,11 @@ def measure_bench_app(app: str, args: argparse.Namespace, env: dict[str, str] | 
 def measure_floors(args: argparse.Namespace, postgres_url: str | None, scratch: str) -> list[tuple[str, dict[str, float]]]:
     """bench/floor_app.py on each backend: the libraries and one durable write, nothing else."""
     geoip = Path(scratch) / "floor-geoip"
-    geoip.mkdir()
-    build_geoip(geoip)
+    if not geoip.exists():
+        geoip.mkdir()
+        build_geoip(geoip)
     synchronous = args.sqlite_synchronous[0]
-    databases = [(f"sqlite (synchronous={synchronous})", str(Path(scratch) / "floor.db"))]
+    databases = [(f"sqlite (synchronous={synchronous})", str(Path(tempfile.mkdtemp(dir=scratch)) / "floor.db"))]
     if postgres_url:
         databases.append(("postgres", fresh_postgres(postgres_url).set(drivername="postgresql")
                           .render_as_string(hide_password=False)))
@@ -283,9 +291,24 @@ class Run:
     backend: str
     load: Load
     settings: dict[str, str]
-    result: dict[str, float] = field(default_factory=dict)
-    sample: Sample = field(default_factory=Sample)
+    results: list[dict[str, float]] = field(default_factory=list)  # one wrk result per round
+    sample: Sample = field(default_factory=Sample)  # the stage samples of every round
     round_trips: float | None = None
+
+
+def summarise(results: list[dict[str, float]], baselines: list[dict[str, float]]) -> dict[str, float]:
+    """A row's rounds in one: the medians of req/s, p50 and p99, every non-2xx answer, and the
+    median and range of its ratios to the baseline of the same round."""
+    ratios = [result["rps"] / baseline["rps"] for result, baseline in zip(results, baselines, strict=True)]
+    return {
+        "rps": statistics.median(result["rps"] for result in results),
+        "p50": statistics.median(result["p50"] for result in results),
+        "p99": statistics.median(result["p99"] for result in results),
+        "non_2xx": sum(result["non_2xx"] for result in results),
+        "ratio": statistics.median(ratios),
+        "ratio_low": min(ratios),
+        "ratio_high": max(ratios),
+    }
 
 
 def planned_runs(args: argparse.Namespace, *, with_postgres: bool) -> list[Run]:
@@ -304,8 +327,11 @@ def measure(run: Run, database_url: str, args: argparse.Namespace) -> None:
     """wrk (a short warm-up, then the measured run), then the stage sample, on one server."""
     with verify_server(database_url, settings=run.settings, workers=args.workers) as (port, key):
         run_wrk(port, key=key, script=run.load.script, duration=2, args=args)  # warm caches
-        run.result = run_wrk(port, key=key, script=run.load.script, duration=args.duration, args=args)
-        run.sample = send_signups(port, key, run.load.signups(SAMPLE_SIZE, thread_id=STAGE_SAMPLE_THREAD))
+        run.results.append(run_wrk(port, key=key, script=run.load.script, duration=args.duration, args=args))
+        sample = send_signups(port, key, run.load.signups(SAMPLE_SIZE, thread_id=STAGE_SAMPLE_THREAD))
+    run.sample.stages += sample.stages
+    run.sample.wall_ms += sample.wall_ms
+    run.sample.failures += sample.failures
 
 
 def count_round_trips(run: Run, url: sa.engine.URL, args: argparse.Namespace) -> None:
@@ -328,29 +354,39 @@ def count_round_trips(run: Run, url: sa.engine.URL, args: argparse.Namespace) ->
         proxy.stop()
 
 
-def run_all(runs: list[Run], args: argparse.Namespace, postgres_url: str | None, scratch: str) -> None:
+def run_all(runs: list[Run], args: argparse.Namespace, postgres_url: str | None, scratch: str, *, round_number: int) -> None:
+    """One round of every row, each on a fresh database; round trips are counted in the first."""
     for index, run in enumerate(runs):
         if run.backend == "sqlite":
-            measure(run, f"sqlite:///{scratch}/bench-{index}.db", args)
+            measure(run, f"sqlite:///{scratch}/bench-{round_number}-{index}.db", args)
         else:
             url = fresh_postgres(postgres_url)
             measure(run, url.render_as_string(hide_password=False), args)
-            count_round_trips(run, url, args)
+            if round_number == 0:
+                count_round_trips(run, url, args)
         print(f"  done: {run.server}, {run.load.name}", file=sys.stderr)
 
 
 # -- report ------------------------------------------------------------------------------
 
-def print_throughput(baseline: dict[str, float], floors: list[tuple[str, dict[str, float]]], runs: list[Run]) -> None:
+def print_throughput(baselines: list[dict[str, float]], floors: list[tuple[str, list[dict[str, float]]]],
+                     runs: list[Run]) -> None:
+    """One line per server and load; with several rounds, medians, and the range of the ratios."""
+    rounds = len(baselines)
+    if rounds > 1:
+        print(f"Medians of {rounds} rounds; a ratio is the median of the row's ratios to each round's baseline")
+    spread = f"{'ratio range':>13}" if rounds > 1 else ""
     print(f"{'#':<3}{'server':<52}{'load':<10}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'ratio':>7}"
-          f"{'round trips':>13}")
-    rows = [("", "bare Flask (baseline)", "honest", baseline, None)]
-    rows += [("", server, "honest", result, None) for server, result in floors]
-    rows += [(str(number), run.server, run.load.name, run.result, run.round_trips) for number, run in enumerate(runs, 1)]
-    for number, server, load, result, round_trips in rows:
+          f"{spread}{'round trips':>13}")
+    rows = [("", "bare Flask (baseline)", "honest", baselines, None)]
+    rows += [("", server, "honest", results, None) for server, results in floors]
+    rows += [(str(number), run.server, run.load.name, run.results, run.round_trips) for number, run in enumerate(runs, 1)]
+    for number, server, load, results, round_trips in rows:
+        row = summarise(results, baselines)
         trips = f"{round_trips:.2f}" if round_trips is not None else ""
-        print(f"{number:<3}{server:<52}{load:<10}{result['rps']:>8.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
-              f"{result['non_2xx']:>9}{result['rps'] / baseline['rps']:>7.2f}{trips:>13}")
+        ranged = f"{row['ratio_low']:>7.2f} to {row['ratio_high']:.2f}" if rounds > 1 else ""
+        print(f"{number:<3}{server:<52}{load:<10}{row['rps']:>8.0f}{row['p50']:>9.2f}{row['p99']:>9.2f}"
+              f"{row['non_2xx']:>9}{row['ratio']:>7.2f}{ranged}{trips:>13}")
 
 
 def print_stages(runs: list[Run]) -> None:
@@ -358,7 +394,7 @@ def print_stages(runs: list[Run]) -> None:
     summaries = [summarise_stages(run.sample.stages) for run in runs]
     names = [name for name in STAGES if any(name in summary for summary in summaries)]
     names += [name for summary in summaries for name in summary if name not in names]
-    print(f"\nStages: median ms (share of all stage time) over {SAMPLE_SIZE} requests sent one at a time after each run")
+    print(f"\nStages: median ms (share of all stage time) over {SAMPLE_SIZE} requests sent one at a time after each run, in every round")
     print(f"{'stage':<14}" + "".join(f"{'#' + str(number):>15}" for number in range(1, len(runs) + 1)))
     for name in names:
         cells = [f"{summary[name][0]:.3f} {summary[name][1]:>4.0%}" if name in summary else "-" for summary in summaries]
@@ -369,6 +405,16 @@ def print_stages(runs: list[Run]) -> None:
     print(f"{'client p50':<14}" + "".join(f"{statistics.median(run.sample.wall_ms):>15.3f}" for run in runs))
     if not all(run.sample.stages for run in runs):
         print("(-: no Server-Timing header came back; the server does not know VERIFY_SERVER_TIMING yet)")
+
+
+def at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("a whole number, 1 or more")
+    return value
 
 
 def comma_list(allowed: tuple[str, ...]):
@@ -387,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gunicorn workers (default: one per CPU)")
+    parser.add_argument("--repeat", type=at_least_one, default=1,
+                        help="rounds of every measurement; the table gives their medians (default 1)")
     parser.add_argument("--loads", type=comma_list(tuple(LOADS)), default=list(LOADS),
                         help="loads to run on each backend (default honest,campaign)")
     parser.add_argument("--sqlite-synchronous", type=comma_list(SYNCHRONOUS_VALUES), default=list(SYNCHRONOUS_VALUES),
@@ -401,21 +449,25 @@ def main() -> None:
 
     postgres_url = os.environ.get("VERIFY_BENCH_POSTGRES_URL")
     runs = planned_runs(args, with_postgres=bool(postgres_url))
-    print(f"{args.workers} workers, {args.connections} connections, {args.duration}s per run, "
+    print(f"{args.workers} workers, {args.connections} connections, {args.duration}s per run, {args.repeat} round(s), "
           f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
     dns = LoopbackDNS().start()
     os.environ["VERIFY_DNS_NAMESERVERS"] = dns.nameserver  # for every server and command started from here
+    baselines: list[dict[str, float]] = []
+    floors: dict[str, list[dict[str, float]]] = {}
     try:
-        baseline = measure_bench_app("baseline_app", args)
         with tempfile.TemporaryDirectory() as scratch:
-            floors = measure_floors(args, postgres_url, scratch)
-            run_all(runs, args, postgres_url, scratch)
+            for round_number in range(args.repeat):
+                baselines.append(measure_bench_app("baseline_app", args))
+                for server, result in measure_floors(args, postgres_url, scratch):
+                    floors.setdefault(server, []).append(result)
+                run_all(runs, args, postgres_url, scratch, round_number=round_number)
     finally:
         dns.stop()
 
-    print_throughput(baseline, floors, runs)
+    print_throughput(baselines, list(floors.items()), runs)
     print_stages(runs)
-    if any(run.result["non_2xx"] or run.sample.failures for run in runs):
+    if any(result["non_2xx"] for run in runs for result in run.results) or any(run.sample.failures for run in runs):
         sys.exit("some requests failed (non-2xx): these figures do not measure assessments")
 
 

@@ -10,7 +10,8 @@ from flask import Flask, request
 from werkzeug.serving import make_server
 
 from bench.http_bench import (
-    build_parser, comma_list, parse_server_timing, parse_wrk, planned_runs, send_signups, stage_durations, summarise_stages,
+    at_least_one, build_parser, comma_list, parse_server_timing, parse_wrk, planned_runs, send_signups, stage_durations, summarise,
+    summarise_stages,
 )
 
 SERVER_TIMING_CASES = [
@@ -89,9 +90,9 @@ def test_comma_lists_refuse_what_they_do_not_know():
             parse(text)
 
 
-def test_the_default_options_are_both_loads_and_both_durabilities():
+def test_the_default_options_are_both_loads_and_both_durabilities_in_one_round():
     args = build_parser().parse_args([])
-    assert (args.loads, args.sqlite_synchronous) == (["honest", "campaign"], ["full", "normal"])
+    assert (args.loads, args.sqlite_synchronous, args.repeat) == (["honest", "campaign"], ["full", "normal"], 1)
     args = build_parser().parse_args(["--loads", "campaign", "--sqlite-synchronous", "normal"])
     assert (args.loads, args.sqlite_synchronous) == (["campaign"], ["normal"])
 
@@ -124,3 +125,26 @@ def test_the_stage_sample_posts_each_signup_and_keeps_each_answers_timings(timin
     assert received == [("Bearer secret", signup) for signup in signups]
     assert sample.stages == [{"auth": 0.1, "history": 1.0}, {"auth": 0.1, "history": 3.0}, {"auth": 0.1, "history": 4.0}]
     assert (sample.failures, len(sample.wall_ms)) == (1, 4)
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "three", ""])
+def test_a_repeat_is_one_round_or_more(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        at_least_one(text)
+    assert build_parser().parse_args(["--repeat", "3"]).repeat == 3
+
+
+def test_a_rows_ratio_is_the_median_of_its_ratios_to_each_rounds_baseline():
+    # The machine slows down in the second round: the raw req/s fall, the paired ratios do not.
+    baselines = [{"rps": 5000.0}, {"rps": 4000.0}, {"rps": 4800.0}]
+    results = [{"rps": 700.0, "p50": 20.0, "p99": 30.0, "non_2xx": 0},
+               {"rps": 600.0, "p50": 24.0, "p99": 41.0, "non_2xx": 2},
+               {"rps": 624.0, "p50": 22.0, "p99": 33.0, "non_2xx": 1}]
+    row = summarise(results, baselines)
+    assert row == {"rps": 624.0, "p50": 22.0, "p99": 33.0, "non_2xx": 3,
+                   "ratio": pytest.approx(0.14), "ratio_low": pytest.approx(0.13), "ratio_high": pytest.approx(0.15)}
+
+
+def test_a_row_needs_one_result_per_round():
+    with pytest.raises(ValueError):
+        summarise([{"rps": 1.0, "p50": 1.0, "p99": 1.0, "non_2xx": 0}], [{"rps": 2.0}, {"rps": 2.0}])
