@@ -65,3 +65,35 @@ def test_the_readme_has_curl_examples_for_search_feedback_related_and_erasure():
     curls = [line for line in README.splitlines() if "curl " in line]
     for pattern in (r"/v1/assessments\?", r"/v1/assessments/\S+/feedback", r"/v1/assessments/\S+/related", r"/v1/erasure", r"/v1/audit\?"):
         assert any(re.search(pattern, line) for line in curls), pattern
+
+
+def test_the_readme_gives_the_hot_keys_bounds_the_code_has():
+    """The hot path's memory sentence names the thresholds and bounds of store/recent.py, and
+    its bytes per kept row hold for rows as a worker keeps them."""
+    import json
+    import tracemalloc
+    import uuid
+
+    from verify.store import recent
+
+    section = README.split("### The hot path", 1)[1].split("\n### ", 1)[0]
+    sentence = " ".join(section.split())
+    cap = json.loads((ROOT / "data" / "default_policy.json").read_text(encoding="utf-8"))["limits"]["count_cap"]
+    assert f"{recent.HOT_AT} signups or more in the long window" in sentence
+    assert f"at most {recent.MAX_KEYS} such keys" in sentence
+    assert "unused for a minute" in sentence and recent.IDLE_SECONDS == 60
+    assert f"at most {recent.KEEP_FACTOR * cap:,} rows each" in sentence
+    assert f"at most {recent.MAX_LABELS:,}" in sentence
+    per_row = int(re.search(r"at most about (\d+) bytes a row", sentence).group(1))
+
+    rows = recent.KEEP_FACTOR * cap
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        entry = recent.Entry(keep=rows)
+        for n in range(rows):  # values as a driver returns them: a new string per row
+            entry.add(n, 1_700_000_000_000_000 + n, str(uuid.UUID(int=n)), "".join(["al", "low"]), f"user{n:012d}@example.com")
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert 0.7 * per_row <= used / rows <= per_row
