@@ -43,6 +43,7 @@ from verify.store.bootstrap import bootstrap  # noqa: E402
 from verify.store.database import Database  # noqa: E402
 from verify.store.models import Assessment  # noqa: E402
 from verify.store.driver import Driver  # noqa: E402
+from verify.store.recent import RecentIndex  # noqa: E402
 from verify.store.snapshots import Snapshots  # noqa: E402
 from verify.stages import Stages  # noqa: E402
 
@@ -142,9 +143,10 @@ class BenchAssessor(Assessor):
 
 
 def time_assessments(database: Database, signups: list[Signup], settings: Settings, *,
-                     timed: set[int]) -> tuple[list[float], list[float]]:
+                     timed: set[int]) -> tuple[list[float], list[float], RecentIndex]:
     """Milliseconds per whole assessment, and per history lookup (counts, first seen, reputation),
-    of the signups at the positions in `timed`; all of them are judged and stored, in order."""
+    of the signups at the positions in `timed`; all of them are judged and stored, in order. Also
+    the process's busy keys kept in memory at the end."""
     assessor = BenchAssessor(
         providers=Providers.load(settings.data_dir), mx_checker=NullMxChecker(), snapshots=Snapshots(base_points=default_points())
     )
@@ -160,7 +162,7 @@ def time_assessments(database: Database, signups: list[Signup], settings: Settin
         if index in timed:
             timings.append(elapsed * 1000)
             lookups.append(stages.spent["history"] * 1000)
-    return timings, lookups
+    return timings, lookups, assessor.recent
 
 
 def prepare(url: str, settings: Settings) -> Database:
@@ -197,7 +199,7 @@ def main() -> None:
             print(f"{size:,} stored assessments ({url.split(':')[0]})", flush=True)
             database = prepare(url, settings)
             fill(database, size)
-            timings, lookups = time_assessments(database, signups, settings, timed=set(cold) | set(warm))
+            timings, lookups, kept = time_assessments(database, signups, settings, timed=set(cold) | set(warm))
             database.dispose()
             for phase, part in (("cold", slice(0, count)), ("warm", slice(count, None))):
                 whole, history = timings[part], lookups[part]
@@ -207,6 +209,9 @@ def main() -> None:
                     f"{statistics.quantiles(whole, n=20)[18]:.2f} ms; history lookups median {statistics.median(history):.2f} ms",
                     flush=True,
                 )
+            # Busy keys found in SQL but given no place are walked there on every signup.
+            print(f"  in memory at the end: {len(kept.entries)} busy keys, {kept.rows:,} rows; "
+                  f"{len(kept.wanted)} more busy keys left to SQL", flush=True)
     if len(args.sizes) >= 2:
         small, large = min(args.sizes), max(args.sizes)
         for phase, by_size in results.items():

@@ -80,11 +80,11 @@ def test_the_readme_gives_the_hot_keys_bounds_the_code_has():
     sentence = " ".join(section.split())
     cap = json.loads((ROOT / "data" / "default_policy.json").read_text(encoding="utf-8"))["limits"]["count_cap"]
     assert f"{recent.HOT_AT} signups or more in the long window" in sentence
-    assert f"at most {recent.MAX_KEYS} such keys" in sentence
+    assert f"at most {recent.MAX_ROWS:,} rows of such keys, at most {recent.KEEP_FACTOR * cap:,} rows a key" in sentence
     assert "unused for a minute" in sentence and recent.IDLE_SECONDS == 60
-    assert f"at most {recent.KEEP_FACTOR * cap:,} rows each" in sentence
     assert f"at most {recent.MAX_LABELS:,}" in sentence
     per_row = int(re.search(r"at most about (\d+) bytes a row", sentence).group(1))
+    assert f"about {round(recent.MAX_ROWS * per_row / 2**20, -2):.0f} MiB per worker at most" in sentence
 
     rows = recent.KEEP_FACTOR * cap
     tracemalloc.start()

@@ -184,17 +184,69 @@ def test_a_key_the_scans_find_busy_is_wanted_and_a_quiet_one_is_not():
     assert index.wanted == {("ip_network", "45.61.160.0/24")}
 
 
-def test_a_full_set_takes_a_new_key_only_in_place_of_an_idle_one(monkeypatch):
-    monkeypatch.setattr(recent, "MAX_KEYS", 2)
+def test_a_row_that_comes_again_is_kept_once_and_rows_of_one_moment_stay_in_arrival_order():
+    # A load and a tail read under different snapshots (PostgreSQL's pipeline) can both bring a row.
+    entry = recent.Entry(keep=10)
+    for seq, at in [(5, 100), (7, 100), (6, 100), (3, 90), (7, 100), (9, 120), (5, 100), (3, 90)]:
+        entry.add(seq, at, f"id-{seq}", "".join(["de", "ny"]), f"v{seq}")
+    assert list(entry.seqs) == [3, 5, 6, 7, 9]
+    assert list(entry.times) == [90, 100, 100, 100, 120]
+    assert entry.ids == ["id-3", "id-5", "id-6", "id-7", "id-9"] and entry.values == ["v3", "v5", "v6", "v7", "v9"]
+    assert all(verdict is entry.verdicts[0] for verdict in entry.verdicts)  # one shared string, not one per row
+
+
+def test_trimming_keeps_the_newest_rows_and_says_below_which_moment_they_are_incomplete():
+    entry = recent.Entry(keep=4)
+    for seq in range(1, 6):
+        entry.add(seq, seq * 10, f"id-{seq}", "allow", None)
+    assert len(entry.times) == 5  # a quarter over `keep` before trimming
+    entry.add(6, 60, "id-6", "allow", None)
+    assert list(entry.seqs) == [3, 4, 5, 6] and entry.floor == 21
+    entry.add(2, 20, "id-2", "allow", None)  # a late row below the floor is kept, but the floor stays
+    assert list(entry.seqs) == [2, 3, 4, 5, 6] and entry.floor == 21
+
+
+def test_a_full_budget_takes_a_new_key_only_in_place_of_an_idle_one(monkeypatch):
+    monkeypatch.setattr(recent, "MAX_ROWS", 20)  # two keys of up to 10 rows (KEEP_FACTOR x cap 5)
     index = RecentIndex()
     index.entries[("ip", "192.0.2.1")] = recent.Entry(keep=10)
     index.entries[("ip", "192.0.2.2")] = recent.Entry(keep=10)
+    index.rows = 11  # kept rows count, not keys: one more key of up to 10 rows does not fit
     index.assessments.watermark = index.feedback.watermark = 0
     newcomer = {"ip": "192.0.2.3"}
     index.wanted.add(("ip", "192.0.2.3"))
     assert index.statements(newcomer, cap=5)[1].loads == []  # both in use: the newcomer stays in SQL
     index.entries[("ip", "192.0.2.1")].used -= recent.IDLE_SECONDS + 1
     assert index.statements(newcomer, cap=5)[1].loads == [("ip", "192.0.2.3")]
+    index.rows = 10
+    assert index.statements(newcomer, cap=5)[1].loads == [("ip", "192.0.2.3")]  # room for it at its most
+
+
+def test_the_kept_rows_stay_within_the_budget_the_least_recently_used_keys_going_first(services, monkeypatch):
+    monkeypatch.setattr(recent, "MAX_ROWS", 3 * recent.KEEP_FACTOR * CAP)
+    rng = random.Random(11)
+    with pooled_driver(services.database.hot_engine) as driver:
+        rows = [stored_row(rng, at) for at in moments(rng, 400)]
+        driver.write([(INSERT_ASSESSMENT, rows)])
+        driver.commit()
+        index = RecentIndex()
+        probes = [signup_keys(rng) for _ in range(30)]
+        for keys in probes:
+            index.wanted.update(index._signup_entries(keys))
+            round_trip(index, driver, keys)
+            round_trip(index, driver, keys)
+            assert index.rows == sum(len(entry.times) for entry in index.entries.values()) <= recent.MAX_ROWS
+        assert len(index.entries) >= 3
+        # Rows arriving through the tail are counted too, and trimming gives their places back.
+        more = [stored_row(rng, NOW + timedelta(seconds=n)) for n in range(300)]
+        driver.write([(INSERT_ASSESSMENT, more)])
+        driver.commit()
+        kept_before = set(index.entries)
+        round_trip(index, driver, probes[0])
+        assert index.rows == sum(len(entry.times) for entry in index.entries.values()) <= recent.MAX_ROWS
+        assert set(index.entries) < kept_before  # the tail's rows outgrew the budget: a key was dropped
+        index.clear(index.stamp)
+        assert (index.rows, len(index.entries)) == (0, 0)
 
 
 HOT_PATH_STATEMENTS = {"counts": stored.COUNTS, "reputation": stored.REPUTATION, "first seen": stored.FIRST_SEEN,

@@ -19,8 +19,10 @@ and everything kept is dropped.
 from __future__ import annotations
 
 import bisect
+import sys
 import threading
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,9 +33,13 @@ from verify.store.history import KEY_COLUMN
 from verify.store.tail import Tail
 
 HOT_AT = 256  # a key with this many signups in the long window is kept in memory (a shorter walk costs SQL little)
-MAX_KEYS = 256  # hot keys kept per process, least recently used dropped first
-# A full set takes a new key only in place of one unused this long: with more busy keys than
-# places the rest stay in SQL, instead of every request loading one and dropping another.
+# Rows kept per process over all hot keys, least recently used keys dropped first: 120 to 200
+# MiB at most (README, "The hot path"). A budget of rows, not of keys: traffic with hundreds of
+# middle-sized ASNs or networks has that many keys above HOT_AT, each with far fewer rows than
+# a farm's phone block; with a fixed 256 places the rest were walked in SQL on every signup.
+MAX_ROWS = 1_000_000
+# Once the rows are all taken, a new key comes only in place of one unused this long: with more
+# busy keys than room the rest stay in SQL, instead of every request loading one and dropping another.
 IDLE_SECONDS = 60.0
 KEEP_FACTOR = 2  # rows kept per key: this many times the count cap
 MAX_LABELS = 200_000  # feedback labels kept; more and everything kept starts over
@@ -84,40 +90,56 @@ def epoch(moment: datetime) -> int:
     return (moment - EPOCH) // MICROSECOND
 
 
+def _integers() -> array:
+    return array("q")  # 8 bytes an item, where a list of ints takes 36 to 40
+
+
 @dataclass
 class Entry:
-    """One key's rows, oldest first (ties in `seq` order); complete for every time above `floor`."""
+    """One key's rows, oldest first (ties in `seq` order); complete for every time above `floor`.
+
+    Times and sequence numbers are machine integers and verdicts shared strings, so that a row
+    costs its id, its counted value and about 30 bytes (README, "The hot path").
+    """
 
     keep: int
-    times: list[int] = field(default_factory=list)
-    seqs: list[int] = field(default_factory=list)
+    times: array = field(default_factory=_integers)
+    seqs: array = field(default_factory=_integers)
     values: list[Any] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     verdicts: list[str] = field(default_factory=list)
-    seen: set[int] = field(default_factory=set)
     floor: int = COMPLETE
     used: float = field(default_factory=time.monotonic)  # when a count or sample last came from it
 
-    def add(self, seq: int, at: int, assessment_id: str, verdict: str, value: Any) -> None:
-        if seq in self.seen:
-            return
-        self.seen.add(seq)
-        index = bisect.bisect_right(self.times, at)
-        while index > 0 and self.times[index - 1] == at and self.seqs[index - 1] > seq:
+    def add(self, seq: int, at: int, assessment_id: str, verdict: str, value: Any) -> int:
+        """Keep one row; how many more rows the entry holds after it (trimming gives a negative)."""
+        # The rows of one moment are in `seq` order: the place after the last one with a smaller
+        # or equal `seq` (at once for the tail's rows, which come in that order). A row that comes
+        # twice (a load and a tail read under different snapshots) is the one just before it.
+        first = bisect.bisect_left(self.times, at)
+        index = bisect.bisect_right(self.times, at, lo=first)
+        while index > first and self.seqs[index - 1] > seq:
             index -= 1
-        for column, item in ((self.times, at), (self.seqs, seq), (self.values, value), (self.ids, assessment_id),
-                             (self.verdicts, verdict)):
-            column.insert(index, item)
+        if index > first and self.seqs[index - 1] == seq:
+            return 0
+        self.times.insert(index, at)
+        self.seqs.insert(index, seq)
+        self.values.insert(index, value)
+        self.ids.insert(index, assessment_id)
+        self.verdicts.insert(index, sys.intern(verdict))
         if len(self.times) > self.keep + self.keep // 4:
-            self.trim()
+            return 1 - self.trim()
+        return 1
 
-    def trim(self) -> None:
-        """Keep the newest `keep` rows: times at or below the newest dropped one are no longer complete."""
+    def trim(self) -> int:
+        """Keep the newest `keep` rows: times at or below the newest dropped one are no longer
+        complete. How many rows were dropped."""
         extra = len(self.times) - self.keep
-        if extra > 0:
-            self.floor = max(self.floor, self.times[extra - 1] + 1)
-            self.seen.difference_update(self.seqs[:extra])
-            del self.times[:extra], self.seqs[:extra], self.values[:extra], self.ids[:extra], self.verdicts[:extra]
+        if extra <= 0:
+            return 0
+        self.floor = max(self.floor, self.times[extra - 1] + 1)
+        del self.times[:extra], self.seqs[:extra], self.values[:extra], self.ids[:extra], self.verdicts[:extra]
+        return extra
 
     def complete_below(self, hi: int, wanted: int) -> bool:
         """Whether the `wanted` newest rows before position `hi` are all kept."""
@@ -146,6 +168,7 @@ class RecentIndex:
     def __init__(self) -> None:
         self._lock = threading.Lock()  # workers are processes; threads share an index only in tests and dev servers
         self.entries: OrderedDict[tuple, Entry] = OrderedDict()
+        self.rows = 0  # rows kept over all entries, held under MAX_ROWS
         self.wanted: set[tuple] = set()
         self.assessments = Tail("assessments", "seq", TAIL_COLUMNS)
         self.feedback = Tail("feedback", "id", FEEDBACK_COLUMNS)
@@ -159,7 +182,7 @@ class RecentIndex:
         """The tails (once anything is kept) and the loads of wanted keys this signup names."""
         with self._lock:
             loads = [key for key in self._signup_entries(counted) if key in self.wanted and key not in self.entries]
-            loads = loads[:self._places()]
+            loads = loads[:self._places(KEEP_FACTOR * cap)]
             tailing = bool(self.entries or loads)
             batch = [self.assessments.statement(), self.feedback.statement()] if tailing else []
             for key in loads:
@@ -169,13 +192,14 @@ class RecentIndex:
                 batch += [(LOADS[key[0]], params), (LOAD_LABELS[key[0]], params)]
             return batch, Plan(tailing, self.assessments.watermark, self.feedback.watermark, loads)
 
-    def _places(self) -> int:
-        """How many keys may be loaded now: the free places, or the place of one idle entry."""
-        free = MAX_KEYS - len(self.entries)
+    def _places(self, most: int) -> int:
+        """How many keys of up to `most` rows may be loaded now: as many as the free rows hold at
+        their most, or one in place of the least recently used entry once it has been idle."""
+        free = (MAX_ROWS - self.rows) // most
         if free > 0:
             return free
-        least_recent = next(iter(self.entries.values()))
-        return 1 if time.monotonic() - least_recent.used > IDLE_SECONDS else 0
+        least_recent = next(iter(self.entries.values()), None)
+        return 1 if least_recent is not None and time.monotonic() - least_recent.used > IDLE_SECONDS else 0
 
     def absorb(self, results: list[list[tuple]], plan: Plan, *, cap: int, moment: Any, stamp: int) -> None:
         """Apply what the round trip brought: the tails, then the loaded keys."""
@@ -203,14 +227,15 @@ class RecentIndex:
             rows, labels = loaded[2 * position], loaded[2 * position + 1]
             entry = Entry(keep=KEEP_FACTOR * cap)
             for seq, occurred_at, assessment_id, verdict, value in reversed(rows):  # oldest first: appended, not inserted
-                entry.add(seq, epoch(moment(occurred_at)), assessment_id, verdict, value)
+                self.rows += entry.add(seq, epoch(moment(occurred_at)), assessment_id, verdict, value)
             if len(rows) >= entry.keep:  # not the whole history of the key: complete above its oldest
                 entry.floor = entry.times[0] + 1
             self._add_labels(labels, moment)
             self.entries[key] = entry
             self.wanted.discard(key)
-        while len(self.entries) > MAX_KEYS:
-            self.entries.popitem(last=False)
+        while self.rows > MAX_ROWS and self.entries:
+            _, dropped = self.entries.popitem(last=False)
+            self.rows -= len(dropped.times)
         if len(self.labels) > MAX_LABELS:
             self.clear(stamp)
 
@@ -221,7 +246,7 @@ class RecentIndex:
             entry = self.entries.get(key) if key is not None else None
             if entry is not None:
                 at = at if at is not None else epoch(moment(row["occurred_at"]))
-                entry.add(row["seq"], at, row["id"], row["verdict"], row.get(VALUE_COLUMN.get(column, ""), None))
+                self.rows += entry.add(row["seq"], at, row["id"], row["verdict"], row.get(VALUE_COLUMN.get(column, ""), None))
 
     def _add_labels(self, rows: list[tuple], moment: Any) -> None:
         for feedback_id, assessment_id, created_at, label in rows:
@@ -232,6 +257,7 @@ class RecentIndex:
 
     def clear(self, stamp: int | None) -> None:
         self.entries.clear()
+        self.rows = 0
         self.wanted.clear()
         self.assessments.reset()
         self.feedback.reset()
