@@ -195,6 +195,15 @@ def test_a_row_that_comes_again_is_kept_once_and_rows_of_one_moment_stay_in_arri
     assert all(verdict is entry.verdicts[0] for verdict in entry.verdicts)  # one shared string, not one per row
 
 
+def test_rows_of_year_1_and_year_9999_fit_the_kept_integers():
+    first, last = datetime(1, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+    entry = recent.Entry(keep=10)
+    entry.add(2, recent.epoch(last), "id-2", "allow", None)
+    entry.add(1, recent.epoch(first), "id-1", "deny", None)
+    assert [recent.EPOCH + at * recent.MICROSECOND for at in entry.times] == [first, last]
+    assert entry.verdicts == ["deny", "allow"]
+
+
 def test_trimming_keeps_the_newest_rows_and_says_below_which_moment_they_are_incomplete():
     entry = recent.Entry(keep=4)
     for seq in range(1, 6):
