@@ -247,14 +247,16 @@ def measure_bench_app(app: str, args: argparse.Namespace, env: dict[str, str] | 
         stop(server)
 
 
-def measure_floors(args: argparse.Namespace, postgres_url: str | None, scratch: str) -> list[tuple[str, dict[str, float]]]:
-    """bench/floor_app.py on each backend: the libraries and one durable write, nothing else."""
+def measure_floors(args: argparse.Namespace, postgres_url: str | None, scratch: str, *,
+                   round_number: int) -> list[tuple[str, dict[str, float]]]:
+    """bench/floor_app.py on each backend, on fresh databases: the libraries and one durable
+    write, nothing else. Its GeoIP files are built in the first round and read in every one."""
     geoip = Path(scratch) / "floor-geoip"
-    if not geoip.exists():
+    if round_number == 0:
         geoip.mkdir()
         build_geoip(geoip)
     synchronous = args.sqlite_synchronous[0]
-    databases = [(f"sqlite (synchronous={synchronous})", str(Path(tempfile.mkdtemp(dir=scratch)) / "floor.db"))]
+    databases = [(f"sqlite (synchronous={synchronous})", str(Path(scratch) / f"floor-{round_number}.db"))]
     if postgres_url:
         databases.append(("postgres", fresh_postgres(postgres_url).set(drivername="postgresql")
                           .render_as_string(hide_password=False)))
@@ -459,7 +461,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as scratch:
             for round_number in range(args.repeat):
                 baselines.append(measure_bench_app("baseline_app", args))
-                for server, result in measure_floors(args, postgres_url, scratch):
+                for server, result in measure_floors(args, postgres_url, scratch, round_number=round_number):
                     floors.setdefault(server, []).append(result)
                 run_all(runs, args, postgres_url, scratch, round_number=round_number)
     finally:
