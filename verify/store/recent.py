@@ -99,7 +99,7 @@ class Entry:
     """One key's rows, oldest first (ties in `seq` order); complete for every time above `floor`.
 
     Times and sequence numbers are machine integers and verdicts shared strings, so that a row
-    costs its id, its counted value and about 30 bytes (README, "The hot path").
+    costs its id, its counted value and about 40 bytes (README, "The hot path").
     """
 
     keep: int
