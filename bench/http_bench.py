@@ -63,6 +63,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu_use import CpuMeter  # noqa: E402
 from bench.engine_bench import build_geoip  # noqa: E402
 from bench.loads import LOADS, Load, Signup  # noqa: E402
 from tests.support.dns_server import LoopbackDNS  # noqa: E402  (a real DNS server, so MX checks resolve)
@@ -119,13 +120,19 @@ def stage_durations(header: str) -> dict[str, float]:
 
 # -- wrk ---------------------------------------------------------------------------------
 
-def run_wrk(port: int, *, key: str, script: Path, duration: int, args: argparse.Namespace) -> dict[str, float]:
+def run_wrk(port: int, *, key: str, script: Path, duration: int, args: argparse.Namespace,
+            server_group: int | None = None) -> dict[str, float]:
+    """wrk's figures; with the server's process group, also the CPU per request (bench/cpu_use.py)."""
     command = [
         "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--latency",
         "-s", str(script), f"http://127.0.0.1:{port}",
     ]
+    meter = CpuMeter(server_group) if server_group is not None else None
     output = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "KEY": key}, check=True).stdout
-    return parse_wrk(output)
+    result = parse_wrk(output)
+    if meter is not None:
+        result.update(meter.per_request(int(result["requests"])))
+    return result
 
 
 def to_ms(value: str, unit: str) -> float:
@@ -136,7 +143,9 @@ def parse_wrk(output: str) -> dict[str, float]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     latency = {int(p): to_ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {"rps": rps, "p50": latency[50], "p99": latency[99], "non_2xx": int(errors.group(1)) if errors else 0}
+    requests = int(re.search(r"^\s+(\d+) requests in", output, re.M).group(1))
+    return {"rps": rps, "p50": latency[50], "p99": latency[99], "non_2xx": int(errors.group(1)) if errors else 0,
+            "requests": requests}
 
 
 # -- requests sent by the benchmark itself -----------------------------------------------
@@ -215,8 +224,9 @@ def stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def verify_server(database_url: str, *, settings: dict[str, str], workers: int,
-                  key_name: str = "bench") -> Iterator[tuple[int, str]]:
-    """A `verify serve` on a free port with a new assess key (names are unique per database): yields (port, key)."""
+                  key_name: str = "bench") -> Iterator[tuple[int, str, int]]:
+    """A `verify serve` on a free port with a new assess key (names are unique per database):
+    yields (port, key, the server's process group)."""
     env = {**os.environ, "VERIFY_DATABASE_URL": database_url, "VERIFY_SERVER_TIMING": "true", **settings}
     key = subprocess.run(
         [str(VERIFY), "keys", "create", "--name", key_name, "--scope", "assess"],
@@ -226,7 +236,7 @@ def verify_server(database_url: str, *, settings: dict[str, str], workers: int,
     server = start([str(VERIFY), "serve", "--port", str(port), "--workers", str(workers)], env)
     try:
         wait_until_up(port, "/healthz")
-        yield port, key
+        yield port, key, server.pid  # started in a session of its own: its pid is its group's
     finally:
         stop(server)
 
@@ -242,7 +252,8 @@ def measure_bench_app(app: str, args: argparse.Namespace, env: dict[str, str] | 
     try:
         wait_until_up(port, "/nothing")
         run_wrk(port, key="none", script=LOADS["honest"].script, duration=2, args=args)  # warm caches
-        return run_wrk(port, key="none", script=LOADS["honest"].script, duration=args.duration, args=args)
+        return run_wrk(port, key="none", script=LOADS["honest"].script, duration=args.duration, args=args,
+                       server_group=server.pid)
     finally:
         stop(server)
 
@@ -327,9 +338,10 @@ def planned_runs(args: argparse.Namespace, *, with_postgres: bool) -> list[Run]:
 
 def measure(run: Run, database_url: str, args: argparse.Namespace) -> None:
     """wrk (a short warm-up, then the measured run), then the stage sample, on one server."""
-    with verify_server(database_url, settings=run.settings, workers=args.workers) as (port, key):
+    with verify_server(database_url, settings=run.settings, workers=args.workers) as (port, key, group):
         run_wrk(port, key=key, script=run.load.script, duration=2, args=args)  # warm caches
-        run.results.append(run_wrk(port, key=key, script=run.load.script, duration=args.duration, args=args))
+        run.results.append(run_wrk(port, key=key, script=run.load.script, duration=args.duration, args=args,
+                                   server_group=group))
         sample = send_signups(port, key, run.load.signups(SAMPLE_SIZE, thread_id=STAGE_SAMPLE_THREAD))
     run.sample.stages += sample.stages
     run.sample.wall_ms += sample.wall_ms
@@ -345,7 +357,7 @@ def count_round_trips(run: Run, url: sa.engine.URL, args: argparse.Namespace) ->
         # database on timers: their round trips belong to no assessment, so they are not counted.
         background_off = {"VERIFY_SERVE_DELIVERIES": "off", "VERIFY_SERVE_REVISIONS": "off"}
         with verify_server(proxied, settings={**run.settings, **background_off}, workers=args.workers,
-                           key_name="bench-round-trips") as (port, key):
+                           key_name="bench-round-trips") as (port, key, _):
             signups = run.load.signups(ROUND_TRIP_WARM_UP + SAMPLE_SIZE, thread_id=ROUND_TRIP_THREAD)
             send_signups(port, key, signups[:ROUND_TRIP_WARM_UP])
             proxy.reset()
@@ -389,6 +401,31 @@ def print_throughput(baselines: list[dict[str, float]], floors: list[tuple[str, 
         ranged = f"{row['ratio_low']:>7.2f} to {row['ratio_high']:.2f}" if rounds > 1 else ""
         print(f"{number:<3}{server:<52}{load:<10}{row['rps']:>8.0f}{row['p50']:>9.2f}{row['p99']:>9.2f}"
               f"{row['non_2xx']:>9}{row['ratio']:>7.2f}{ranged}{trips:>13}")
+
+
+CPU_FIELDS = ("cpu_server", "cpu_database", "cpu_load")
+
+
+def summarise_cpu(results: list[dict[str, float]]) -> dict[str, float]:
+    """The medians over the rounds of a row's CPU figures (bench/cpu_use.py), and their sum."""
+    row = {name: statistics.median(result[name] for result in results) for name in (*CPU_FIELDS, "busy")}
+    row["cpu_all"] = sum(row[name] for name in CPU_FIELDS)
+    return row
+
+
+def print_cpu(baselines: list[dict[str, float]], floors: list[tuple[str, list[dict[str, float]]]],
+              runs: list[Run]) -> None:
+    """Per row, the CPU each request cost during the measured run, and how busy the cores were."""
+    print("\nCPU per request in ms during the measured runs (medians of rounds): the server's processes, the "
+          "PostgreSQL server's, wrk's; and the share of the cores that was busy")
+    print(f"{'#':<3}{'server':<52}{'load':<10}{'server':>8}{'database':>10}{'wrk':>7}{'all':>7}{'busy':>7}")
+    rows = [("", "bare Flask (baseline)", "honest", baselines)]
+    rows += [("", server, "honest", results) for server, results in floors]
+    rows += [(str(number), run.server, run.load.name, run.results) for number, run in enumerate(runs, 1)]
+    for number, server, load, results in rows:
+        row = summarise_cpu(results)
+        print(f"{number:<3}{server:<52}{load:<10}{row['cpu_server']:>8.3f}{row['cpu_database']:>10.3f}"
+              f"{row['cpu_load']:>7.3f}{row['cpu_all']:>7.3f}{row['busy']:>7.0%}")
 
 
 def print_stages(runs: list[Run]) -> None:
@@ -468,6 +505,7 @@ def main() -> None:
         dns.stop()
 
     print_throughput(baselines, list(floors.items()), runs)
+    print_cpu(baselines, list(floors.items()), runs)
     print_stages(runs)
     if any(result["non_2xx"] for run in runs for result in run.results) or any(run.sample.failures for run in runs):
         sys.exit("some requests failed (non-2xx): these figures do not measure assessments")

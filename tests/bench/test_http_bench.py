@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 
 from bench.http_bench import (
     at_least_one, build_parser, comma_list, parse_server_timing, parse_wrk, planned_runs, send_signups, stage_durations, summarise,
-    summarise_stages,
+    summarise_cpu, summarise_stages,
 )
 
 SERVER_TIMING_CASES = [
@@ -67,7 +67,7 @@ Transfer/sec:    840.00KB
 
 
 def test_wrk_output_is_read_in_milliseconds():
-    assert parse_wrk(WRK_OUTPUT) == {"rps": 4620.51, "p50": 3.31, "p99": 1200.0, "non_2xx": 7}
+    assert parse_wrk(WRK_OUTPUT) == {"rps": 4620.51, "p50": 3.31, "p99": 1200.0, "non_2xx": 7, "requests": 23100}
 
 
 def test_the_default_plan_runs_both_loads_and_sqlite_honest_once_per_durability():
@@ -148,3 +148,14 @@ def test_a_rows_ratio_is_the_median_of_its_ratios_to_each_rounds_baseline():
 def test_a_row_needs_one_result_per_round():
     with pytest.raises(ValueError):
         summarise([{"rps": 1.0, "p50": 1.0, "p99": 1.0, "non_2xx": 0}], [{"rps": 2.0}, {"rps": 2.0}])
+
+
+def test_a_rows_cpu_figures_are_their_medians_over_the_rounds_and_their_sum():
+    rounds = [
+        {"cpu_server": 2.0, "cpu_database": 0.0, "cpu_load": 0.1, "busy": 0.78},
+        {"cpu_server": 2.4, "cpu_database": 0.0, "cpu_load": 0.3, "busy": 0.80},
+        {"cpu_server": 1.9, "cpu_database": 0.0, "cpu_load": 0.2, "busy": 0.70},
+    ]
+    row = summarise_cpu(rounds)
+    assert (row["cpu_server"], row["cpu_load"], row["busy"]) == (2.0, 0.2, 0.78)
+    assert row["cpu_all"] == pytest.approx(2.2)
