@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import resource
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,10 +46,6 @@ def processes() -> list[ProcessTimes]:
             except (OSError, ValueError):  # gone between the listing and the read
                 continue
     return found
-
-
-def cpu_seconds(select: Callable[[ProcessTimes], bool]) -> float:
-    return sum(process.seconds for process in processes() if select(process))
 
 
 def machine_ticks(stat_line: str | None = None) -> tuple[int, int]:

@@ -18,6 +18,10 @@ stage's share of the stage time. The services run with VERIFY_SERVER_TIMING=true
 run, so that the throughput rows and the breakdown come from the same configuration; the
 header costs a few microseconds per request.
 
+A second table gives each row's CPU per request during its measured run, read from /proc
+(bench/cpu_use.py): the server's process group, the PostgreSQL server's processes and wrk,
+and how busy the cores were, so that a ratio comes with where its time went.
+
 On PostgreSQL the round trips per assessment are counted by a proxy
 (tests/support/pg_proxy.py) on a second server started after the measured one, on the same
 database: 300 more requests through it, after 50 that warm its workers, with the server's
@@ -383,6 +387,16 @@ def run_all(runs: list[Run], args: argparse.Namespace, postgres_url: str | None,
 
 # -- report ------------------------------------------------------------------------------
 
+def table_rows(baselines: list[dict[str, float]], floors: list[tuple[str, list[dict[str, float]]]],
+               runs: list[Run]) -> list[tuple[str, str, str, list[dict[str, float]], float | None]]:
+    """(number, server, load, results of every round, round trips) for the baseline, the floors
+    and each run, in the order the tables print them."""
+    rows = [("", "bare Flask (baseline)", "honest", baselines, None)]
+    rows += [("", server, "honest", results, None) for server, results in floors]
+    rows += [(str(number), run.server, run.load.name, run.results, run.round_trips) for number, run in enumerate(runs, 1)]
+    return rows
+
+
 def print_throughput(baselines: list[dict[str, float]], floors: list[tuple[str, list[dict[str, float]]]],
                      runs: list[Run]) -> None:
     """One line per server and load; with several rounds, medians, and the range of the ratios."""
@@ -392,10 +406,7 @@ def print_throughput(baselines: list[dict[str, float]], floors: list[tuple[str, 
     spread = f"{'ratio range':>13}" if rounds > 1 else ""
     print(f"{'#':<3}{'server':<52}{'load':<10}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'ratio':>7}"
           f"{spread}{'round trips':>13}")
-    rows = [("", "bare Flask (baseline)", "honest", baselines, None)]
-    rows += [("", server, "honest", results, None) for server, results in floors]
-    rows += [(str(number), run.server, run.load.name, run.results, run.round_trips) for number, run in enumerate(runs, 1)]
-    for number, server, load, results, round_trips in rows:
+    for number, server, load, results, round_trips in table_rows(baselines, floors, runs):
         row = summarise(results, baselines)
         trips = f"{round_trips:.2f}" if round_trips is not None else ""
         ranged = f"{row['ratio_low']:>7.2f} to {row['ratio_high']:.2f}" if rounds > 1 else ""
@@ -419,10 +430,7 @@ def print_cpu(baselines: list[dict[str, float]], floors: list[tuple[str, list[di
     print("\nCPU per request in ms during the measured runs (medians of rounds): the server's processes, the "
           "PostgreSQL server's, wrk's; and the share of the cores that was busy")
     print(f"{'#':<3}{'server':<52}{'load':<10}{'server':>8}{'database':>10}{'wrk':>7}{'all':>7}{'busy':>7}")
-    rows = [("", "bare Flask (baseline)", "honest", baselines)]
-    rows += [("", server, "honest", results) for server, results in floors]
-    rows += [(str(number), run.server, run.load.name, run.results) for number, run in enumerate(runs, 1)]
-    for number, server, load, results in rows:
+    for number, server, load, results, _ in table_rows(baselines, floors, runs):
         row = summarise_cpu(results)
         print(f"{number:<3}{server:<52}{load:<10}{row['cpu_server']:>8.3f}{row['cpu_database']:>10.3f}"
               f"{row['cpu_load']:>7.3f}{row['cpu_all']:>7.3f}{row['busy']:>7.0%}")
