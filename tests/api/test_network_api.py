@@ -231,18 +231,19 @@ def test_replaced_database_is_seen_by_requests_in_flight(settings, geoip_files, 
     interval = 0.2
     app = make_app(settings.with_overrides(geoip_city_db=str(live), geoip_reload_seconds=interval))
     failures: list[str] = []
-    seen: list[tuple[float, str]] = []
+    seen: list[tuple[float, float, str]] = []  # (sent, answered, country)
     stop = threading.Event()
 
     def signups() -> None:
         client = app.test_client()
         while not stop.is_set():
             try:
+                sent = time.monotonic()
                 response = client.post("/v1/assessments", json={"email": "pat@gmail.com", "ip": "81.2.69.10"}, headers=assess_headers)
                 if response.status_code != 201:
                     failures.append(f"{response.status_code}: {response.get_data(as_text=True)[:200]}")
                     continue
-                seen.append((time.monotonic(), response.get_json()["signals"]["ip"]["country"]))
+                seen.append((sent, time.monotonic(), response.get_json()["signals"]["ip"]["country"]))
             except Exception as error:  # reported below as a failed request
                 failures.append(repr(error))
 
@@ -255,7 +256,7 @@ def test_replaced_database_is_seen_by_requests_in_flight(settings, geoip_files, 
         mmdb.replace_file(moved, live)
         replaced_at = time.monotonic()
         deadline = replaced_at + 10
-        while not any(country == "IE" for _, country in list(seen)) and time.monotonic() < deadline and not failures:
+        while not any(country == "IE" for _, _, country in list(seen)) and time.monotonic() < deadline and not failures:
             time.sleep(0.01)
         time.sleep(interval)
     finally:
@@ -264,11 +265,13 @@ def test_replaced_database_is_seen_by_requests_in_flight(settings, geoip_files, 
             thread.join()
         app.extensions["verify"].database.dispose()
     assert failures == []
-    assert {country for _, country in seen} == {"GB", "IE"}
-    first_new = min(at for at, country in seen if country == "IE")
+    assert {country for _, _, country in seen} == {"GB", "IE"}
+    first_new = min(answered for _, answered, country in seen if country == "IE")
     # the interval, plus the time one request takes on a busy test machine
     assert first_new - replaced_at < interval + 2
-    assert all(country == "IE" for at, country in seen if at > first_new + interval)
+    # A request sent before the swap may still answer from the old file, however late it ends
+    # on a busy machine; every request sent once the new file was in use reads the new one.
+    assert all(country == "IE" for sent, _, country in seen if sent > first_new + interval)
 
 
 # -- verify geoip info ------------------------------------------------------------------------
