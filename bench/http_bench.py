@@ -313,14 +313,17 @@ class Run:
     round_trips: float | None = None
 
 
+def medians(results: list[dict[str, float]], names: tuple[str, ...]) -> dict[str, float]:
+    """Each named figure's median over a row's rounds."""
+    return {name: statistics.median(result[name] for result in results) for name in names}
+
+
 def summarise(results: list[dict[str, float]], baselines: list[dict[str, float]]) -> dict[str, float]:
     """A row's rounds in one: the medians of req/s, p50 and p99, every non-2xx answer, and the
     median and range of its ratios to the baseline of the same round."""
     ratios = [result["rps"] / baseline["rps"] for result, baseline in zip(results, baselines, strict=True)]
     return {
-        "rps": statistics.median(result["rps"] for result in results),
-        "p50": statistics.median(result["p50"] for result in results),
-        "p99": statistics.median(result["p99"] for result in results),
+        **medians(results, ("rps", "p50", "p99")),
         "non_2xx": sum(result["non_2xx"] for result in results),
         "ratio": statistics.median(ratios),
         "ratio_low": min(ratios),
@@ -419,7 +422,7 @@ CPU_FIELDS = ("cpu_server", "cpu_database", "cpu_load")
 
 def summarise_cpu(results: list[dict[str, float]]) -> dict[str, float]:
     """The medians over the rounds of a row's CPU figures (bench/cpu_use.py), and their sum."""
-    row = {name: statistics.median(result[name] for result in results) for name in (*CPU_FIELDS, "busy")}
+    row = medians(results, (*CPU_FIELDS, "busy"))
     row["cpu_all"] = sum(row[name] for name in CPU_FIELDS)
     return row
 

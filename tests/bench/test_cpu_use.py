@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+
 import pytest
 
 from bench.cpu_use import TICKS_PER_SECOND, CpuMeter, machine_ticks, parse_stat
